@@ -1,0 +1,282 @@
+package fleetsim
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Car states as the Fleet API names them.
+const (
+	StateOnline  = "online"
+	StateAsleep  = "asleep"
+	StateOffline = "offline"
+)
+
+// Charging states as charge_state.charging_state names them.
+const (
+	ChargingDisconnected = "Disconnected"
+	ChargingStopped      = "Stopped"
+	ChargingCharging     = "Charging"
+	ChargingComplete     = "Complete"
+	ChargingNoPower      = "NoPower"
+	ChargingStarting     = "Starting"
+)
+
+// Cable values of charge_state.conn_charge_cable.
+const (
+	CableUnplugged = "<invalid>"
+	CableIEC       = "IEC"
+)
+
+// ErrUnknownCar is returned for a VIN the simulator does not know.
+var ErrUnknownCar = errors.New("fleetsim: unknown car")
+
+// CarState is a simulated car's observable state.
+type CarState struct {
+	VIN                   string  `json:"vin"`
+	State                 string  `json:"state"` // online|asleep|offline
+	Latitude              float64 `json:"latitude"`
+	Longitude             float64 `json:"longitude"`
+	BatteryLevel          int     `json:"battery_level"`
+	ChargingState         string  `json:"charging_state"`    // Disconnected|Stopped|Charging|Complete|NoPower|Starting
+	ConnChargeCable       string  `json:"conn_charge_cable"` // "<invalid>" unplugged, "IEC" plugged
+	ChargeLimitSOC        int     `json:"charge_limit_soc"`
+	MaxNumChargeSchedules int     `json:"max_num_charge_schedules"`
+	DisplayName           string  `json:"display_name"`
+	ID                    int64   `json:"id"`
+}
+
+// ChargeSchedule is a stored charge schedule in the car's shape: DaysOfWeek
+// is the bitmask (SUN=1 … SAT=64), positions went through float32.
+type ChargeSchedule struct {
+	ID           int64   `json:"id"`
+	Name         string  `json:"name"`
+	DaysOfWeek   int     `json:"days_of_week"`
+	Enabled      bool    `json:"enabled"`
+	StartEnabled bool    `json:"start_enabled"`
+	EndEnabled   bool    `json:"end_enabled"`
+	OneTime      bool    `json:"one_time"`
+	StartTime    int     `json:"start_time"`
+	EndTime      int     `json:"end_time"`
+	Latitude     float64 `json:"latitude"`
+	Longitude    float64 `json:"longitude"`
+}
+
+// TripStep is one scripted change to the cars.
+type TripStep struct {
+	At    time.Duration   // offset from the script's start on the sim clock
+	Apply func(*CarState) // called for every car (or only VIN's); check c.VIN to pick one; must not call the Sim
+	Note  string
+	VIN   string // optional: apply only to this car
+}
+
+type car struct {
+	CarState
+	vehicleID    int64
+	lastActivity time.Time
+	wakeAt       time.Time // zero: no wake pending
+	schedules    []ChargeSchedule
+}
+
+type scheduledStep struct {
+	at   time.Time
+	seq  int
+	step TripStep
+}
+
+// AddCar adds (or replaces the state of) a car. Missing fields get defaults:
+// online, unplugged, charge limit 80, 10 schedules, an id. An online car's
+// idle timer starts now.
+func (s *Sim) AddCar(c CarState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.advanceLocked(now)
+	normalize(&c)
+	if existing, ok := s.cars[c.VIN]; ok {
+		if c.ID == 0 {
+			c.ID = existing.ID
+		}
+		existing.CarState = c
+		existing.lastActivity = now
+		existing.wakeAt = time.Time{}
+		return
+	}
+	n := s.nextID
+	s.nextID++
+	if c.ID == 0 {
+		c.ID = 3744000000000000 + n
+	}
+	s.cars[c.VIN] = &car{CarState: c, vehicleID: 1492000000 + n, lastActivity: now}
+	s.carOrder = append(s.carOrder, c.VIN)
+}
+
+func normalize(c *CarState) {
+	if c.State == "" {
+		c.State = StateOnline
+	}
+	if c.ChargingState == "" {
+		c.ChargingState = ChargingDisconnected
+	}
+	if c.ConnChargeCable == "" {
+		c.ConnChargeCable = CableUnplugged
+	}
+	if c.ChargeLimitSOC == 0 {
+		c.ChargeLimitSOC = 80
+	}
+	if c.MaxNumChargeSchedules == 0 {
+		c.MaxNumChargeSchedules = 10
+	}
+	if c.DisplayName == "" {
+		c.DisplayName = "Sim " + c.VIN[max(0, len(c.VIN)-6):]
+	}
+}
+
+// SetCar mutates a car, e.g. to plug it in. If the car is online afterwards
+// its idle timer restarts (something happened to it); a car put online or
+// asleep by f loses any pending wake. The VIN cannot be changed.
+func (s *Sim) SetCar(vin string, f func(*CarState)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	s.advanceLocked(now)
+	c, ok := s.cars[vin]
+	if !ok {
+		return fmt.Errorf("set car %s: %w", vin, ErrUnknownCar)
+	}
+	s.mutateLocked(c, f, now)
+	return nil
+}
+
+func (s *Sim) mutateLocked(c *car, f func(*CarState), at time.Time) {
+	before := c.CarState
+	f(&c.CarState)
+	c.VIN = before.VIN
+	if c.ID == 0 {
+		c.ID = before.ID
+	}
+	normalize(&c.CarState)
+	if c.State == StateOnline {
+		c.lastActivity = at
+	}
+	if c.State != before.State {
+		c.wakeAt = time.Time{}
+	}
+}
+
+// Car returns a car's current state.
+func (s *Sim) Car(vin string) (CarState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+	c, ok := s.cars[vin]
+	if !ok {
+		return CarState{}, false
+	}
+	return c.CarState, true
+}
+
+// Cars returns every car in the order they were added.
+func (s *Sim) Cars() []CarState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+	out := make([]CarState, 0, len(s.carOrder))
+	for _, vin := range s.carOrder {
+		out = append(out, s.cars[vin].CarState)
+	}
+	return out
+}
+
+// Schedules returns a copy of the car's stored charge schedules (nil for an unknown car).
+func (s *Sim) Schedules(vin string) []ChargeSchedule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cars[vin]
+	if !ok {
+		return nil
+	}
+	return append([]ChargeSchedule(nil), c.schedules...)
+}
+
+// RunScript queues steps to be applied when the sim clock passes start+At.
+// Steps are applied lazily (on every request, Tick or state read), in time
+// order, each with the sleep model evaluated up to its moment first.
+func (s *Sim) RunScript(start time.Time, steps []TripStep) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range steps {
+		s.stepSeq++
+		s.steps = append(s.steps, scheduledStep{at: start.Add(st.At), seq: s.stepSeq, step: st})
+	}
+	sort.SliceStable(s.steps, func(i, j int) bool {
+		if s.steps[i].at.Equal(s.steps[j].at) {
+			return s.steps[i].seq < s.steps[j].seq
+		}
+		return s.steps[i].at.Before(s.steps[j].at)
+	})
+	s.advanceLocked(s.now())
+}
+
+// advanceLocked brings the world up to now: due script steps in order, and
+// the sleep model evaluated at each step's moment and at now.
+func (s *Sim) advanceLocked(now time.Time) {
+	for len(s.steps) > 0 && !s.steps[0].at.After(now) {
+		st := s.steps[0]
+		s.steps = s.steps[1:]
+		s.settleLocked(st.at)
+		for _, vin := range s.carOrder {
+			if st.step.VIN != "" && st.step.VIN != vin {
+				continue
+			}
+			if st.step.Apply != nil {
+				s.mutateLocked(s.cars[vin], st.step.Apply, st.at)
+			}
+		}
+		if st.step.Note != "" {
+			s.log.Debug("script step", zap.String("note", st.step.Note), zap.Time("at", st.at))
+		}
+	}
+	s.settleLocked(now)
+}
+
+// settleLocked applies the sleep model at t: pending wakes complete, a
+// charging car stays awake, an idle online car falls asleep.
+func (s *Sim) settleLocked(t time.Time) {
+	for _, c := range s.cars {
+		if !c.wakeAt.IsZero() && !t.Before(c.wakeAt) {
+			c.State = StateOnline
+			c.lastActivity = c.wakeAt
+			c.wakeAt = time.Time{}
+		}
+		if c.State != StateOnline {
+			continue
+		}
+		if c.ChargingState == ChargingCharging {
+			if t.After(c.lastActivity) {
+				c.lastActivity = t
+			}
+			continue
+		}
+		if t.Sub(c.lastActivity) >= s.opts.SleepAfter {
+			c.State = StateAsleep
+		}
+	}
+}
+
+// lookupLocked finds a car by VIN or by its numeric id (the Fleet API takes either).
+func (s *Sim) lookupLocked(key string) *car {
+	if c, ok := s.cars[key]; ok {
+		return c
+	}
+	for _, c := range s.cars {
+		if fmt.Sprint(c.ID) == key {
+			return c
+		}
+	}
+	return nil
+}

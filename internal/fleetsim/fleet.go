@@ -1,0 +1,313 @@
+package fleetsim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+const errUnavailable = "vehicle unavailable: vehicle is offline or asleep"
+
+// fleetRequest is a decoded, authenticated Fleet API call.
+type fleetRequest struct {
+	r    *http.Request
+	key  string // the {vin} path element (a VIN or a numeric id)
+	name string // command name
+	body []byte
+	now  time.Time
+	base string
+}
+
+// fleetRoute is what the path of a Fleet API request names.
+type fleetRoute struct {
+	ep       Endpoint
+	method   string
+	key      string // VIN or id from the path; "" for account-level calls
+	name     string // command name
+	category string
+	handle   func(*Sim, fleetRequest) (int, any) // called with s.mu held
+}
+
+func routeFleet(path string) (fleetRoute, bool) {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(path, "/api/1/"), "/"), "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "users" && parts[1] == "region":
+		return fleetRoute{ep: EndpointRegion, method: http.MethodGet, category: CategoryOther, handle: (*Sim).fleetRegion}, true
+	case parts[0] != "vehicles":
+		return fleetRoute{}, false
+	case len(parts) == 1:
+		return fleetRoute{ep: EndpointVehicles, method: http.MethodGet, category: CategoryOther, handle: (*Sim).fleetVehicles}, true
+	case parts[1] == "":
+		return fleetRoute{}, false
+	case len(parts) == 2:
+		return fleetRoute{ep: EndpointVehicle, method: http.MethodGet, key: parts[1], category: CategoryOther, handle: (*Sim).fleetVehicle}, true
+	case len(parts) == 3 && parts[2] == "vehicle_data":
+		return fleetRoute{ep: EndpointVehicleData, method: http.MethodGet, key: parts[1], category: CategoryData, handle: (*Sim).fleetVehicleData}, true
+	case len(parts) == 3 && parts[2] == "wake_up":
+		return fleetRoute{ep: EndpointWakeUp, method: http.MethodPost, key: parts[1], category: CategoryWake, handle: (*Sim).fleetWakeUp}, true
+	case len(parts) == 4 && parts[2] == "command" && parts[3] != "":
+		return fleetRoute{ep: EndpointCommand, method: http.MethodPost, key: parts[1], name: parts[3], category: CategoryCommand, handle: (*Sim).fleetCommand}, true
+	}
+	return fleetRoute{}, false
+}
+
+// handleFleet serves /api/1/…: route, latency and faults, bearer check, counting.
+func (s *Sim) handleFleet(w http.ResponseWriter, r *http.Request) {
+	rt, ok := routeFleet(r.URL.Path)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, fleetError("not_found"))
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeJSON(w, http.StatusMethodNotAllowed, fleetError("method not allowed"))
+		return
+	}
+	vin := s.counterVIN(rt.key)
+	s.withFaults(rt.ep, w, r, func(w http.ResponseWriter, r *http.Request) {
+		s.serveFleet(rt, vin, w, r)
+	}, func(status int) {
+		s.counters.fleet(vin, rt.category, status)
+	})
+}
+
+// counterVIN maps the path's key (VIN or id) to the VIN counters use.
+func (s *Sim) counterVIN(key string) string {
+	if key == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.lookupLocked(key); c != nil {
+		return c.VIN
+	}
+	return key
+}
+
+func (s *Sim) serveFleet(rt fleetRoute, vin string, w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Method == http.MethodPost {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, fleetError("unreadable body"))
+			return
+		}
+	}
+	bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	req := fleetRequest{r: r, key: rt.key, name: rt.name, body: body, base: s.baseURL(r)}
+
+	s.mu.Lock()
+	req.now = s.now()
+	s.advanceLocked(req.now)
+	if !hasBearer || !s.accessOKLocked(strings.TrimSpace(bearer), req.now) {
+		s.mu.Unlock()
+		s.counters.unauthorized()
+		s.log.Debug("fleet request unauthorized", zap.String("endpoint", string(rt.ep)))
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"response": nil, "error": "token expired (401)", "error_description": ""})
+		return
+	}
+	status, out := rt.handle(s, req)
+	s.mu.Unlock()
+
+	s.counters.fleet(vin, rt.category, status)
+	s.log.Debug("fleet request", zap.String("endpoint", string(rt.ep)), zap.String("vin", vin), zap.Int("status", status))
+	writeJSON(w, status, out)
+}
+
+func fleetError(msg string) map[string]any {
+	return map[string]any{"response": nil, "error": msg, "error_description": ""}
+}
+
+func (s *Sim) fleetRegion(req fleetRequest) (int, any) {
+	return http.StatusOK, map[string]any{"response": map[string]any{
+		"region":             strings.ToLower(s.opts.Region),
+		"fleet_api_base_url": req.base,
+	}}
+}
+
+func vehicleSummary(c *car) map[string]any {
+	return map[string]any{
+		"id":           c.ID,
+		"id_s":         strconv.FormatInt(c.ID, 10),
+		"vehicle_id":   c.vehicleID,
+		"vin":          c.VIN,
+		"display_name": c.DisplayName,
+		"state":        c.State,
+		"in_service":   false,
+		"access_type":  "OWNER",
+		"api_version":  79,
+	}
+}
+
+func (s *Sim) fleetVehicles(req fleetRequest) (int, any) {
+	q := req.r.URL.Query()
+	perPage, err := strconv.Atoi(q.Get("per_page"))
+	if err != nil || perPage <= 0 || perPage > 100 {
+		perPage = 100
+	}
+	page, err := strconv.Atoi(q.Get("page"))
+	if err != nil || page <= 0 {
+		page = 1
+	}
+	total := len(s.carOrder)
+	list := []map[string]any{}
+	for i := (page - 1) * perPage; i < total && i < page*perPage; i++ {
+		list = append(list, vehicleSummary(s.cars[s.carOrder[i]]))
+	}
+	pages := (total + perPage - 1) / perPage
+	var next, prev any
+	if page < pages {
+		next = page + 1
+	}
+	if page > 1 {
+		prev = page - 1
+	}
+	return http.StatusOK, map[string]any{
+		"response": list,
+		"count":    total,
+		"pagination": map[string]any{
+			"previous": prev, "next": next, "current": page, "per_page": perPage, "count": total, "pages": pages,
+		},
+	}
+}
+
+func (s *Sim) fleetVehicle(req fleetRequest) (int, any) {
+	c := s.lookupLocked(req.key)
+	if c == nil {
+		return http.StatusNotFound, fleetNotFound()
+	}
+	return http.StatusOK, map[string]any{"response": vehicleSummary(c)}
+}
+
+func fleetNotFound() map[string]any { return map[string]any{"response": nil, "error": "not_found"} }
+
+// allSections is what vehicle_data returns without an endpoints parameter:
+// everything but the location.
+var allSections = []string{"charge_state", "climate_state", "drive_state", "vehicle_state", "vehicle_config", "charge_schedule_data"}
+
+func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
+	c := s.lookupLocked(req.key)
+	if c == nil {
+		return http.StatusNotFound, fleetNotFound()
+	}
+	if c.State != StateOnline {
+		return http.StatusRequestTimeout, fleetError(errUnavailable)
+	}
+	c.lastActivity = req.now // a live call keeps the car awake
+
+	sections := allSections
+	if ep := req.r.URL.Query().Get("endpoints"); ep != "" {
+		sections = strings.FieldsFunc(ep, func(r rune) bool { return r == ';' || r == ',' })
+	}
+	want := map[string]bool{}
+	for _, sec := range sections {
+		want[strings.TrimSpace(sec)] = true
+	}
+	ms := req.now.UnixMilli()
+	resp := vehicleSummary(c)
+	resp["user_id"] = 800001
+	if want["charge_state"] {
+		resp["charge_state"] = chargeState(c, ms)
+	}
+	if want["drive_state"] || want["location_data"] {
+		ds := map[string]any{"timestamp": ms, "shift_state": nil, "speed": nil, "power": 0}
+		if want["location_data"] {
+			ds["latitude"] = c.Latitude
+			ds["longitude"] = c.Longitude
+			ds["heading"] = 90
+			ds["gps_as_of"] = req.now.Unix()
+			ds["native_location_supported"] = 1
+			ds["native_latitude"] = c.Latitude
+			ds["native_longitude"] = c.Longitude
+			ds["native_type"] = "wgs"
+		}
+		resp["drive_state"] = ds
+	}
+	if want["charge_schedule_data"] {
+		list := make([]ChargeSchedule, len(c.schedules))
+		copy(list, c.schedules)
+		resp["charge_schedule_data"] = map[string]any{
+			"charge_schedules":         list,
+			"max_num_charge_schedules": c.MaxNumChargeSchedules,
+			"next_schedule":            false,
+			"timestamp":                ms,
+		}
+	}
+	if want["vehicle_state"] {
+		resp["vehicle_state"] = map[string]any{
+			"timestamp": ms, "locked": true, "odometer": 12345.6, "car_version": "2024.26.3 fleetsim",
+			"vehicle_name": c.DisplayName, "sentry_mode": false, "api_version": 79,
+		}
+	}
+	if want["vehicle_config"] {
+		_, offset := req.now.In(s.opts.Location).Zone()
+		resp["vehicle_config"] = map[string]any{
+			"timestamp": ms, "car_type": "model3", "utc_offset": offset, "can_accept_navigation_requests": true,
+		}
+	}
+	if want["climate_state"] {
+		resp["climate_state"] = map[string]any{
+			"timestamp": ms, "inside_temp": 20.5, "outside_temp": 12.0, "is_climate_on": false,
+		}
+	}
+	return http.StatusOK, map[string]any{"response": resp}
+}
+
+func chargeState(c *car, ms int64) map[string]any {
+	plugged := c.ConnChargeCable != CableUnplugged && c.ConnChargeCable != ""
+	charging := c.ChargingState == ChargingCharging
+	power, rate, current, voltage, phases, minutes := 0, 0.0, 0, 0, any(nil), 0
+	if charging {
+		power, rate, current, voltage, phases = 11, 58.0, 16, 230, 3
+		if c.ChargeLimitSOC > c.BatteryLevel {
+			minutes = (c.ChargeLimitSOC - c.BatteryLevel) * 4 // ~0.75 kWh per percent at 11 kW
+		}
+	}
+	return map[string]any{
+		"timestamp":               ms,
+		"battery_level":           c.BatteryLevel,
+		"usable_battery_level":    c.BatteryLevel,
+		"battery_range":           float64(c.BatteryLevel) * 2.9,
+		"charging_state":          c.ChargingState,
+		"conn_charge_cable":       c.ConnChargeCable,
+		"charge_port_door_open":   plugged,
+		"charge_limit_soc":        c.ChargeLimitSOC,
+		"charge_rate":             rate,
+		"charger_power":           power,
+		"charger_actual_current":  current,
+		"charger_voltage":         voltage,
+		"charger_phases":          phases,
+		"minutes_to_full_charge":  minutes,
+		"time_to_full_charge":     float64(minutes) / 60,
+		"scheduled_charging_mode": "Off",
+	}
+}
+
+func (s *Sim) fleetWakeUp(req fleetRequest) (int, any) {
+	c := s.lookupLocked(req.key)
+	if c == nil {
+		return http.StatusNotFound, fleetNotFound()
+	}
+	summary := vehicleSummary(c) // the state before waking, as Tesla answers
+	if c.State == StateOnline {
+		c.lastActivity = req.now
+	} else if c.wakeAt.IsZero() {
+		c.wakeAt = req.now.Add(s.opts.WakeDelay)
+	}
+	return http.StatusOK, map[string]any{"response": summary}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,256 @@
+// Package fleetsim simulates the parts of Tesla this project talks to: the
+// OAuth token endpoint (with Tesla's refresh-token rotation and 24-hour grace),
+// the Fleet API's vehicle endpoints (with sleeping cars and billing counters)
+// and the charge-schedule commands as the signing proxy shapes them.
+//
+// Everything runs on an injected clock, so tests move a clock.Manual to let
+// hours of token lifetime or car idling pass without sleeping. Time-driven
+// changes (cars falling asleep, waking up, scripted trips) are applied lazily
+// whenever the simulator looks at its clock: on every request and on Tick.
+package fleetsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
+)
+
+// Defaults of Options.
+const (
+	DefaultClientID        = "sim-client-id"
+	DefaultClientSecret    = "sim-client-secret"
+	DefaultAccessTokenTTL  = 8 * time.Hour
+	DefaultGrace           = 24 * time.Hour
+	DefaultRefreshTokenTTL = 90 * 24 * time.Hour
+	DefaultRegion          = "EU"
+	DefaultSleepAfter      = 15 * time.Minute
+	DefaultWakeDelay       = 20 * time.Second
+	DefaultScope           = "openid offline_access user_data vehicle_device_data vehicle_location vehicle_cmds vehicle_charging_cmds"
+	// UserID is the fixed `sub` of every token the simulator issues.
+	UserID = "2d3b7f0e-6c1a-4f4e-9a57-5f0c0ffee001"
+)
+
+// Options configure a Sim. Zero values mean the defaults named per field.
+type Options struct {
+	// ClientID is checked on every token request (401 invalid_client if wrong);
+	// default "sim-client-id".
+	ClientID string
+	// ClientSecret is checked when sent, and required for authorization_code;
+	// default "sim-client-secret".
+	ClientSecret string
+	// Clock is the sim clock; default clock.Real{}.
+	Clock clock.Clock
+	// AccessTokenTTL is expires_in; default 8h.
+	AccessTokenTTL time.Duration
+	// Grace is how long the most recently used refresh token stays accepted
+	// after its first use; default 24h.
+	Grace time.Duration
+	// RefreshTokenTTL is a refresh token's life from issue; default 90 days.
+	RefreshTokenTTL time.Duration
+	// Region is the ou_code claim, the refresh-token prefix and the
+	// /users/region answer; default "EU".
+	Region string
+	// SleepAfter is the idle time after which an online car falls asleep; default 15 min.
+	SleepAfter time.Duration
+	// WakeDelay is the time between wake_up and the car being online; default 20 s.
+	WakeDelay time.Duration
+	// RevokeAccessOnRotate makes every refresh invalidate the access tokens
+	// issued before it (Tesla's announced but unconfirmed policy).
+	RevokeAccessOnRotate bool
+	// RedirectURIs, when set, are the only redirect URIs the authorize
+	// endpoint accepts; when empty any absolute http(s) URL is accepted.
+	RedirectURIs []string
+	// BaseURL is the URL the sim is reached at, used for the iss/aud claims
+	// and the /users/region answer. Start sets it; set it yourself when you
+	// serve Handler() elsewhere (otherwise each request's Host is used).
+	BaseURL string
+	// Location is the cars' time zone (vehicle_config.utc_offset); default
+	// Europe/Warsaw, or a fixed UTC+1 if the zone database is missing.
+	Location *time.Location
+	// Logger may be nil.
+	Logger *zap.Logger
+}
+
+// Sim is the simulator. All methods are safe for concurrent use.
+type Sim struct {
+	opts   Options
+	clock  clock.Clock
+	log    *zap.Logger
+	mux    *http.ServeMux
+	closed chan struct{}
+
+	urlMu  sync.RWMutex
+	url    string
+	server *http.Server
+	closeO sync.Once
+
+	// mu guards the token chain, authorization codes, access tokens, cars and scripts.
+	mu       sync.Mutex
+	chain    chainState
+	codes    map[string]authCode
+	access   map[string]accessToken
+	accessOp int // issues since the last prune of expired access tokens
+	cars     map[string]*car
+	carOrder []string
+	nextID   int64
+	steps    []scheduledStep
+	stepSeq  int
+
+	faults   faultTable
+	counters counterSet
+}
+
+// New builds a simulator with no cars and no valid tokens.
+func New(opts Options) *Sim {
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = DefaultClientSecret
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.RefreshTokenTTL <= 0 {
+		opts.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if opts.Region == "" {
+		opts.Region = DefaultRegion
+	}
+	opts.Region = strings.ToUpper(opts.Region)
+	if opts.SleepAfter <= 0 {
+		opts.SleepAfter = DefaultSleepAfter
+	}
+	if opts.WakeDelay <= 0 {
+		opts.WakeDelay = DefaultWakeDelay
+	}
+	if opts.Location == nil {
+		loc, err := time.LoadLocation("Europe/Warsaw")
+		if err != nil {
+			loc = time.FixedZone("CET", 3600)
+		}
+		opts.Location = loc
+	}
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Sim{
+		opts:   opts,
+		clock:  opts.Clock,
+		log:    log,
+		closed: make(chan struct{}),
+		url:    strings.TrimRight(opts.BaseURL, "/"),
+		codes:  make(map[string]authCode),
+		access: make(map[string]accessToken),
+		cars:   make(map[string]*car),
+		nextID: 1,
+	}
+	s.faults.init()
+	s.counters.reset()
+	s.mux = s.routes()
+	return s
+}
+
+// Handler returns the simulator's HTTP handler (token endpoint, Fleet API, /sim/ admin API).
+func (s *Sim) Handler() http.Handler { return s.mux }
+
+// Start listens on addr ("127.0.0.1:0" for tests) and serves in the
+// background. It returns the base URL, e.g. "http://127.0.0.1:41234".
+func (s *Sim) Start(addr string) (string, error) {
+	s.urlMu.Lock()
+	defer s.urlMu.Unlock()
+	if s.server != nil {
+		return "", errors.New("fleetsim: already started")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("fleetsim: listen %s: %w", addr, err)
+	}
+	s.server = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.url = "http://" + ln.Addr().String()
+	srv := s.server
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("fleetsim serve", zap.Error(err))
+		}
+	}()
+	s.log.Info("fleetsim listening", zap.String("url", s.url))
+	return s.url, nil
+}
+
+// Close stops the server started by Start, cutting open connections and
+// releasing requests held by faults. It is safe to call more than once.
+func (s *Sim) Close() error {
+	s.closeO.Do(func() { close(s.closed) })
+	s.urlMu.RLock()
+	srv := s.server
+	s.urlMu.RUnlock()
+	if srv == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
+	}
+	return nil
+}
+
+// URL is the base URL given by Start (or Options.BaseURL); empty before either.
+func (s *Sim) URL() string {
+	s.urlMu.RLock()
+	defer s.urlMu.RUnlock()
+	return s.url
+}
+
+// baseURL is the URL to put in claims and the region answer: the known URL,
+// else the request's Host, else a placeholder.
+func (s *Sim) baseURL(r *http.Request) string {
+	if u := s.URL(); u != "" {
+		return u
+	}
+	if r != nil && r.Host != "" {
+		return "http://" + r.Host
+	}
+	return "http://fleetsim.invalid"
+}
+
+// now is the sim clock's time.
+func (s *Sim) now() time.Time { return s.clock.Now() }
+
+// Tick applies due script steps and sleep/wake transitions now.
+func (s *Sim) Tick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+}
+
+// sleepCtx waits d of real time, or less if ctx ends or the sim closes.
+func (s *Sim) sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-s.closed:
+	}
+}
