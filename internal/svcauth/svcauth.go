@@ -1,0 +1,199 @@
+// Package svcauth authenticates calls between the services: who may call the
+// worker (and the scout), and how the scout proves who it is when it calls
+// the worker.
+//
+// Modes:
+//   - iam: Cloud Run has already verified the caller's Google ID token; it
+//     forwards the token with the signature replaced by
+//     SIGNATURE_REMOVED_BY_GOOGLE, so verifying it again is impossible. What
+//     the service still checks is *who* called: the token's email claim must
+//     be on the allow-list.
+//   - token: a static bearer token, compared in constant time. For local
+//     runs and hosting outside Google.
+//   - none: no check at all. Only when chosen explicitly; logged loudly.
+package svcauth
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+	"google.golang.org/api/idtoken"
+
+	"github.com/offpeak-charging/offpeak/internal/server"
+)
+
+// Mode is an authentication mode.
+type Mode string
+
+// Modes.
+const (
+	ModeIAM   Mode = "iam"
+	ModeToken Mode = "token"
+	ModeNone  Mode = "none"
+)
+
+// ParseMode validates a mode name; varName is named in the error.
+func ParseMode(varName, s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case ModeIAM, ModeToken, ModeNone:
+		return m, nil
+	default:
+		return "", fmt.Errorf("%s: %q is not one of iam, token, none", varName, s)
+	}
+}
+
+// Policy says who may call.
+type Policy struct {
+	Mode            Mode
+	AllowedInvokers []string // iam: service-account emails
+	Token           string   // token: the shared bearer
+}
+
+// Validate checks that the mode has what it needs; the names are the
+// environment variables' of the service (passed in so the message names them).
+func (p Policy) Validate(invokersVar, tokenVar string) error {
+	switch p.Mode {
+	case ModeIAM:
+		if len(p.AllowedInvokers) == 0 {
+			return fmt.Errorf("%s: required when the mode is iam (comma-separated service-account emails)", invokersVar)
+		}
+	case ModeToken:
+		if len(p.Token) < 16 {
+			return fmt.Errorf("%s: required when the mode is token, at least 16 characters", tokenVar)
+		}
+	case ModeNone:
+	default:
+		return fmt.Errorf("unknown auth mode %q", p.Mode)
+	}
+	return nil
+}
+
+// Errors of Check, mapped to 401 and 403.
+var (
+	ErrUnauthenticated = errors.New("missing or invalid credentials")
+	ErrForbidden       = errors.New("caller is not allowed")
+)
+
+// Check authenticates one request and returns the caller's identity (an
+// email in iam mode, "token" or "anonymous" otherwise).
+func (p Policy) Check(r *http.Request) (string, error) {
+	switch p.Mode {
+	case ModeNone:
+		return "anonymous", nil
+	case ModeToken:
+		got, ok := bearer(r.Header.Get("Authorization"))
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(p.Token)) != 1 {
+			return "", ErrUnauthenticated
+		}
+		return "token", nil
+	case ModeIAM:
+		// Cloud Run accepts the ID token in X-Serverless-Authorization too,
+		// leaving Authorization to the application; prefer it when present.
+		raw, ok := bearer(r.Header.Get("X-Serverless-Authorization"))
+		if !ok {
+			raw, ok = bearer(r.Header.Get("Authorization"))
+		}
+		if !ok {
+			return "", ErrUnauthenticated
+		}
+		payload, err := idtoken.ParsePayload(raw)
+		if err != nil {
+			return "", fmt.Errorf("%w: not a Google ID token", ErrUnauthenticated)
+		}
+		email, _ := payload.Claims["email"].(string)
+		if email == "" {
+			return "", fmt.Errorf("%w: ID token has no email claim", ErrUnauthenticated)
+		}
+		for _, allowed := range p.AllowedInvokers {
+			if strings.EqualFold(strings.TrimSpace(allowed), email) {
+				return email, nil
+			}
+		}
+		return "", fmt.Errorf("%w: %s", ErrForbidden, email)
+	}
+	return "", ErrUnauthenticated
+}
+
+// Middleware enforces the policy with the error shape: 401 for missing or
+// bad credentials, 403 for a caller not on the list.
+func (p Policy) Middleware(logger *zap.Logger) func(http.Handler) http.Handler {
+	if p.Mode == ModeNone {
+		logger.Warn("caller authentication is OFF (auth mode none): anyone who can reach this service can call it")
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			who, err := p.Check(r)
+			switch {
+			case errors.Is(err, ErrForbidden):
+				logger.Warn("caller not on the allow-list", zap.Error(err))
+				server.WriteError(w, http.StatusForbidden, server.CodeForbidden, "caller is not allowed to call this service")
+				return
+			case err != nil:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="offpeak"`)
+				server.WriteError(w, http.StatusUnauthorized, server.CodeUnauthorized, "missing or invalid credentials")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))
+		})
+	}
+}
+
+type callerKey struct{}
+
+// Caller returns the authenticated caller stored by Middleware.
+func Caller(ctx context.Context) string {
+	s, _ := ctx.Value(callerKey{}).(string)
+	return s
+}
+
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// NewClient returns an HTTP client that authenticates as the policy's mode
+// requires when calling a service at audience (its base URL): a Google ID
+// token in iam mode (from the metadata server on Cloud Run), the static
+// bearer in token mode, nothing in none.
+func NewClient(ctx context.Context, p Policy, audience string, base *http.Client) (*http.Client, error) {
+	if base == nil {
+		base = &http.Client{}
+	}
+	switch p.Mode {
+	case ModeIAM:
+		c, err := idtoken.NewClient(ctx, audience)
+		if err != nil {
+			return nil, fmt.Errorf("Google ID token client for %s: %w", audience, err)
+		}
+		c.Timeout = base.Timeout
+		return c, nil
+	case ModeToken:
+		inner := base.Transport
+		if inner == nil {
+			inner = http.DefaultTransport
+		}
+		return &http.Client{Timeout: base.Timeout, Transport: bearerTransport{token: p.Token, inner: inner}}, nil
+	default:
+		return base, nil
+	}
+}
+
+type bearerTransport struct {
+	token string
+	inner http.RoundTripper
+}
+
+func (t bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return t.inner.RoundTrip(r)
+}
