@@ -1,0 +1,331 @@
+package charging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Errors of a cycle and of the interfaces it consumes. Adapters wrap the
+// first two so that errors.Is works across the boundary.
+var (
+	// ErrAsleep: the car is asleep or offline (the proxy's "vehicle
+	// unavailable"). VehicleData and the commands return it, wrapped.
+	ErrAsleep = errors.New("vehicle asleep or offline")
+	// ErrCommandRejected: the car answered result:false. Adapters should wrap
+	// it; any other command error is treated the same way (stop, no hash).
+	ErrCommandRejected = errors.New("vehicle rejected the command")
+	// ErrCycleBusy: another cycle holds this car's lease; PlanStore returns it.
+	ErrCycleBusy = errors.New("another charging cycle is running for this car")
+	// ErrVehicleRead: vehicle_data failed for a reason other than sleep; the
+	// cycle stopped before any command.
+	ErrVehicleRead = errors.New("cannot read the vehicle's charge schedules")
+	// ErrCommand: a schedule command failed; the plan hash was not stored.
+	ErrCommand = errors.New("charge schedule command failed")
+	// ErrPlanStore: the plan store or the lease failed.
+	ErrPlanStore = errors.New("plan store failed")
+)
+
+// Vehicle is what a cycle needs from the car; implemented by an adapter
+// over internal/fleet (and the signing proxy for the commands).
+type Vehicle interface {
+	// VehicleData makes one call with charge_state;location_data;
+	// charge_schedule_data. An asleep car gives ErrAsleep (wrapped).
+	VehicleData(ctx context.Context, vin string) (Snapshot, error)
+	WakeUp(ctx context.Context, vin string) error
+	// WaitOnline polls the cheap vehicle state until online or ctx is done.
+	WaitOnline(ctx context.Context, vin string) error
+	// AddChargeSchedule sends s with its id; error on result:false
+	// (wrapping ErrCommandRejected) and ErrAsleep when the car sleeps.
+	AddChargeSchedule(ctx context.Context, vin string, s Schedule) error
+	RemoveChargeSchedule(ctx context.Context, vin string, id int64) error
+}
+
+// Snapshot is the part of vehicle_data a cycle uses.
+type Snapshot struct {
+	State               string
+	BatteryLevel        int
+	ChargeLimitSOC      int
+	ChargingState       string
+	Plugged             bool
+	Latitude, Longitude float64
+	HasLocation         bool
+	Schedules           []Schedule
+	MaxSchedules        int // max_num_charge_schedules; 0 = unknown
+}
+
+// PlanStore keeps the hash of the plan the car last confirmed, and the
+// per-car cycle lease; implemented over internal/state.
+type PlanStore interface {
+	LoadPlanHash(ctx context.Context, vin string) (string, error)
+	SavePlanHash(ctx context.Context, vin, hash string) error
+	// AcquireCycle takes the car's lease for ttl; ErrCycleBusy when another
+	// cycle holds it. release gives it back.
+	AcquireCycle(ctx context.Context, vin string, ttl time.Duration) (release func(), err error)
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// ChargeSettings are the planning inputs from configuration.
+type ChargeSettings struct {
+	TargetPercent int       // CHARGE_TARGET_PERCENT
+	FloorPercent  int       // CHARGE_FLOOR_PERCENT
+	BatteryKWh    float64   // BATTERY_KWH
+	ChargerKW     float64   // CHARGER_KW
+	Efficiency    float64   // 0 → DefaultEfficiency
+	ReadyBy       ClockTime // READY_BY
+}
+
+// Defaults of CycleConfig.
+const (
+	DefaultHomeRadiusM    = 100
+	DefaultCommandSpacing = 3 * time.Second
+	DefaultWakeTimeout    = 90 * time.Second
+	DefaultLeaseTTL       = 5 * time.Minute
+)
+
+// CycleConfig configures NewCycle. Zero durations take the defaults; a
+// negative CommandSpacing means no pause between commands (tests).
+type CycleConfig struct {
+	Home           LatLon
+	HomeRadiusM    float64
+	Location       *time.Location // TIMEZONE: the zone of the schedules' wall-clock minutes
+	Charge         ChargeSettings
+	CommandSpacing time.Duration
+	WakeTimeout    time.Duration
+	LeaseTTL       time.Duration
+}
+
+// Result is what one cycle did.
+type Result struct {
+	Plan           []Window
+	Added, Removed int
+	Woke           bool // a wake_up was sent (at most one per cycle)
+	Changed        bool // at least one command succeeded
+	Asleep         bool // the car was asleep at the read: nothing was done
+	AtHome         bool
+	Shortfall      time.Duration
+	PlannerUsed    string
+	FallbackReason string
+	PlanHash       string
+}
+
+// Cycle runs the charging cycle for one car at a time.
+type Cycle struct {
+	vehicle Vehicle
+	planner Planner
+	store   PlanStore
+	clock   Clock
+	cfg     CycleConfig
+}
+
+// NewCycle checks cfg and fills its defaults.
+func NewCycle(v Vehicle, p Planner, store PlanStore, clk Clock, cfg CycleConfig) (*Cycle, error) {
+	if v == nil || p == nil || store == nil || clk == nil {
+		return nil, fmt.Errorf("%w: cycle needs a vehicle, a planner, a plan store and a clock", ErrInvalidConfig)
+	}
+	if cfg.Location == nil {
+		return nil, &ConfigError{Var: "TIMEZONE", Reason: "no time zone"}
+	}
+	if math.Abs(cfg.Home.Lat) > 90 || math.Abs(cfg.Home.Lon) > 180 || (cfg.Home == LatLon{}) {
+		return nil, &ConfigError{Var: "HOME_LATITUDE/HOME_LONGITUDE", Token: fmt.Sprint(cfg.Home), Reason: "not a home position"}
+	}
+	if cfg.HomeRadiusM == 0 {
+		cfg.HomeRadiusM = DefaultHomeRadiusM
+	}
+	if cfg.HomeRadiusM < 0 {
+		return nil, &ConfigError{Var: "HOME_RADIUS_M", Token: fmt.Sprint(cfg.HomeRadiusM), Reason: "must be positive"}
+	}
+	if cfg.CommandSpacing == 0 {
+		cfg.CommandSpacing = DefaultCommandSpacing
+	}
+	if cfg.WakeTimeout <= 0 {
+		cfg.WakeTimeout = DefaultWakeTimeout
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	probe := PlanInput{
+		SoC: 0, TargetPercent: cfg.Charge.TargetPercent, FloorPercent: cfg.Charge.FloorPercent,
+		BatteryKWh: cfg.Charge.BatteryKWh, ChargerKW: cfg.Charge.ChargerKW, Efficiency: cfg.Charge.Efficiency,
+		ReadyBy: cfg.Charge.ReadyBy,
+	}
+	if err := probe.validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return &Cycle{vehicle: v, planner: p, store: store, clock: clk, cfg: cfg}, nil
+}
+
+// Run is one cycle for vin:
+//
+//  1. take the car's lease (ErrCycleBusy if another cycle has it);
+//  2. one vehicle_data read: asleep → Result{Asleep}, nothing else; any other
+//     error → ErrVehicleRead, no command; not at home → nothing to do;
+//  3. plan, convert, reconcile against the schedules just read;
+//  4. removals, then additions, spaced by CommandSpacing. A command that finds
+//     the car asleep wakes it once (WakeUp, WaitOnline) and is retried once;
+//     a second sleep in the same cycle does not wake it again. Any other
+//     failure stops the cycle;
+//  5. the plan hash is stored only when every command succeeded.
+//
+// A second run with the same inputs finds nothing to add or remove and sends
+// no command.
+func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
+	release, err := c.store.AcquireCycle(ctx, vin, c.cfg.LeaseTTL)
+	if err != nil {
+		if errors.Is(err, ErrCycleBusy) {
+			return Result{}, fmt.Errorf("cycle %s: %w", vin, err)
+		}
+		return Result{}, fmt.Errorf("%w: cycle lease for %s: %w", ErrPlanStore, vin, err)
+	}
+	defer release()
+
+	snap, err := c.vehicle.VehicleData(ctx, vin)
+	if errors.Is(err, ErrAsleep) {
+		return Result{Asleep: true}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrVehicleRead, err)
+	}
+	var res Result
+	if !snap.HasLocation || distanceM(c.cfg.Home, LatLon{snap.Latitude, snap.Longitude}) > c.cfg.HomeRadiusM {
+		return res, nil
+	}
+	res.AtHome = true
+
+	plan, err := c.planner.Plan(ctx, c.planInput(snap))
+	if err != nil {
+		return res, fmt.Errorf("plan: %w", err)
+	}
+	res.Plan, res.Shortfall = plan.Windows, plan.Shortfall
+	res.PlannerUsed, res.FallbackReason = plan.Source, plan.FallbackReason
+
+	desired := ToSchedules(plan.Windows, c.cfg.Location, c.cfg.Home)
+	res.PlanHash = PlanHash(desired)
+	add, remove, err := Reconcile(snap.Schedules, desired, c.cfg.Home, snap.MaxSchedules)
+	if err != nil {
+		return res, err
+	}
+
+	if len(add)+len(remove) > 0 {
+		if err := c.send(ctx, vin, add, remove, &res); err != nil {
+			return res, err
+		}
+	}
+	// The stored hash only saves a write when it is already current; a
+	// failed read just means we write it again.
+	if stored, err := c.store.LoadPlanHash(ctx, vin); err == nil && stored == res.PlanHash {
+		return res, nil
+	}
+	if err := c.store.SavePlanHash(ctx, vin, res.PlanHash); err != nil {
+		return res, fmt.Errorf("%w: save plan hash: %w", ErrPlanStore, err)
+	}
+	return res, nil
+}
+
+func (c *Cycle) planInput(snap Snapshot) PlanInput {
+	target := c.cfg.Charge.TargetPercent
+	// The car stops at its own charge limit: planning past it would only
+	// hold cheap time that cannot be used.
+	if snap.ChargeLimitSOC > 0 && snap.ChargeLimitSOC < target {
+		target = snap.ChargeLimitSOC
+	}
+	return PlanInput{
+		Now:           c.clock.Now(),
+		SoC:           snap.BatteryLevel,
+		TargetPercent: target,
+		FloorPercent:  c.cfg.Charge.FloorPercent,
+		BatteryKWh:    c.cfg.Charge.BatteryKWh,
+		ChargerKW:     c.cfg.Charge.ChargerKW,
+		Efficiency:    c.cfg.Charge.Efficiency,
+		ReadyBy:       c.cfg.Charge.ReadyBy,
+	}
+}
+
+// send removes first (freeing slots), then adds; it stops at the first
+// failure.
+func (c *Cycle) send(ctx context.Context, vin string, add []Schedule, remove []int64, res *Result) error {
+	sent := 0
+	do := func(what string, op func() error) error {
+		if sent > 0 {
+			if err := pause(ctx, c.cfg.CommandSpacing); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrCommand, what, err)
+			}
+		}
+		sent++
+		err := op()
+		if errors.Is(err, ErrAsleep) && !res.Woke {
+			// The car was awake at the read and fell asleep since: wake it
+			// once for the whole cycle and retry this command once.
+			res.Woke = true
+			if werr := c.wake(ctx, vin); werr != nil {
+				return fmt.Errorf("%w: %s: %w", ErrCommand, what, werr)
+			}
+			err = op()
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrCommand, what, err)
+		}
+		return nil
+	}
+	for _, id := range remove {
+		if err := do(fmt.Sprintf("remove schedule %d", id), func() error {
+			return c.vehicle.RemoveChargeSchedule(ctx, vin, id)
+		}); err != nil {
+			return err
+		}
+		res.Removed++
+		res.Changed = true
+	}
+	for _, s := range add {
+		if err := do(fmt.Sprintf("add schedule %d", s.ID), func() error {
+			return c.vehicle.AddChargeSchedule(ctx, vin, s)
+		}); err != nil {
+			return err
+		}
+		res.Added++
+		res.Changed = true
+	}
+	return nil
+}
+
+func (c *Cycle) wake(ctx context.Context, vin string) error {
+	if err := c.vehicle.WakeUp(ctx, vin); err != nil {
+		return fmt.Errorf("wake up: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.WakeTimeout)
+	defer cancel()
+	if err := c.vehicle.WaitOnline(wctx, vin); err != nil {
+		return fmt.Errorf("wait online: %w", err)
+	}
+	return nil
+}
+
+// pause waits d unless ctx ends first; d ≤ 0 does not wait.
+func pause(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// distanceM is the great-circle distance in metres.
+func distanceM(a, b LatLon) float64 {
+	const earthRadiusM = 6371000
+	rad := math.Pi / 180
+	dLat := (b.Lat - a.Lat) * rad
+	dLon := (b.Lon - a.Lon) * rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) +
+		math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(h)))
+}

@@ -1,0 +1,33 @@
+// Package charging plans off-peak charging and keeps a car's charge schedules
+// in line with the plan.
+//
+// The parts, in the order a cycle uses them:
+//
+//   - Tariff: the cheap hours from configuration (TARIFF_WINDOWS,
+//     TARIFF_WINDOWS_WEEKEND, TARIFF_HOLIDAYS), turned into absolute
+//     intervals by walking calendar days in the tariff's zone, so DST change
+//     days have the right number of real hours.
+//   - Planner: BuiltinPlanner (earliest cheap time first, trimmed to what the
+//     energy needs), ExternalPlanner (the Python system's HTTP planner, with a
+//     daily quota and its answer clipped to cheap time), FallbackPlanner.
+//   - ToSchedules: plan windows → Tesla charge schedules (wall-clock minutes,
+//     one_time, only the day the window starts, our own ids).
+//   - Reconcile: what to add and remove, by content.
+//   - Cycle: one read, plan, reconcile, spaced commands, at most one wake,
+//     the plan hash stored after every command succeeded, one cycle per car.
+//
+// Decisions where the brief left room (each is repeated where it is coded):
+//
+//   - Weekday/weekend variant: every instant is judged by the calendar day it
+//     falls on. "22:00-06:00" means 00:00-06:00 and 22:00-24:00 of each day
+//     that uses the variant. With G12w (weekend 00:00-24:00) that gives Friday
+//     22:00 → Monday 06:00 as one cheap stretch; the alternative "the day a
+//     window starts chooses" would lose Monday 00:00-06:00 after a weekend day.
+//   - Charging below the floor: when SoC < floor the plan starts with a window
+//     from now that only covers floor−SoC, cheap or not; everything above the
+//     floor goes into cheap time. Not enough cheap time → Plan.Shortfall, never
+//     expensive time.
+//   - Our schedules carry ids in [OurIDBase, OurIDBase+2^32): OurIDBase is 2^52,
+//     above Unix time in seconds, milliseconds and microseconds that the proxy
+//     may assign, and below 2^53 so the id survives JSON as a float64.
+package charging
