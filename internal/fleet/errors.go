@@ -40,7 +40,7 @@ var (
 	ErrRateLimited = errors.New("rate limited (429)")
 	// ErrUpstream: a 5xx that does not mean "asleep", a timeout, or a
 	// connection failure. Transient: the same call may succeed later.
-	ErrUpstream = errors.New("Fleet API unavailable")
+	ErrUpstream = errors.New("upstream unavailable (Fleet API or proxy)")
 	// ErrPrivacy: 451, the owner's privacy settings forbid the query.
 	ErrPrivacy = errors.New("refused by the owner's privacy settings (451)")
 	// ErrVehicleError: 540, the car itself answered with an error.
