@@ -1,16 +1,46 @@
 package fleetsim
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
-// routes builds the simulator's mux: token endpoints, Fleet API, admin API.
-func (s *Sim) routes() *http.ServeMux {
+// rawQueryKey keeps a request's query as sent: vehicle_data's endpoints
+// parameter is ';'-separated, which net/http's query parsing drops.
+type rawQueryKey struct{}
+
+// rawQuery is the query string as the client sent it.
+func rawQuery(r *http.Request) string {
+	if q, ok := r.Context().Value(rawQueryKey{}).(string); ok {
+		return q
+	}
+	return r.URL.RawQuery
+}
+
+// queryParam reads one parameter from the raw query, treating ';' as data.
+func queryParam(r *http.Request, name string) string {
+	for _, kv := range strings.Split(rawQuery(r), "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if key, err := url.QueryUnescape(k); err != nil || key != name {
+			continue
+		}
+		if val, err := url.QueryUnescape(v); err == nil {
+			return val
+		}
+		return v
+	}
+	return ""
+}
+
+// routes builds the simulator's handler: token endpoints, Fleet API, admin API.
+func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oauth2/v3/token", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -89,7 +119,11 @@ func (s *Sim) routes() *http.ServeMux {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"response": nil, "error": "not_found"})
 	})
-	return mux
+	// AllowQuerySemicolons also silences net/http's warning about ';' in queries.
+	inner := http.AllowQuerySemicolons(mux)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), rawQueryKey{}, r.URL.RawQuery)))
+	})
 }
 
 func adminError(w http.ResponseWriter, status int, msg string) {

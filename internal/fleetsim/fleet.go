@@ -146,12 +146,11 @@ func vehicleSummary(c *car) map[string]any {
 }
 
 func (s *Sim) fleetVehicles(req fleetRequest) (int, any) {
-	q := req.r.URL.Query()
-	perPage, err := strconv.Atoi(q.Get("per_page"))
+	perPage, err := strconv.Atoi(queryParam(req.r, "per_page"))
 	if err != nil || perPage <= 0 || perPage > 100 {
 		perPage = 100
 	}
-	page, err := strconv.Atoi(q.Get("page"))
+	page, err := strconv.Atoi(queryParam(req.r, "page"))
 	if err != nil || page <= 0 {
 		page = 1
 	}
@@ -202,7 +201,7 @@ func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
 	c.lastActivity = req.now // a live call keeps the car awake
 
 	sections := allSections
-	if ep := req.r.URL.Query().Get("endpoints"); ep != "" {
+	if ep := queryParam(req.r, "endpoints"); ep != "" {
 		sections = strings.FieldsFunc(ep, func(r rune) bool { return r == ';' || r == ',' })
 	}
 	want := map[string]bool{}

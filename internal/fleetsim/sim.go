@@ -85,7 +85,7 @@ type Sim struct {
 	opts   Options
 	clock  clock.Clock
 	log    *zap.Logger
-	mux    *http.ServeMux
+	mux    http.Handler
 	closed chan struct{}
 
 	urlMu  sync.RWMutex
