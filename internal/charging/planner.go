@@ -183,14 +183,6 @@ func toWindows(ivs []Interval) []Window {
 	return out
 }
 
-func toIntervals(ws []Window) []Interval {
-	out := make([]Interval, len(ws))
-	for i, w := range ws {
-		out[i] = Interval(w)
-	}
-	return out
-}
-
 // FallbackPlanner asks Primary and, when it fails for any reason, Fallback.
 // The reason is kept in Plan.FallbackReason.
 type FallbackPlanner struct {
