@@ -29,5 +29,13 @@
 //     expensive time.
 //   - Our schedules carry ids in [OurIDBase, OurIDBase+2^32): OurIDBase is 2^52,
 //     above Unix time in seconds, milliseconds and microseconds that the proxy
-//     may assign, and below 2^53 so the id survives JSON as a float64.
+//     may assign, and below 2^53 so the id survives JSON as a float64. The id
+//     is a hash of the content and the start date, so a fired one-time
+//     schedule from last week never passes for tonight's.
+//   - A window that crosses midnight stays one schedule with end < start; one
+//     of 24 h or more is split at local midnights.
+//   - Window edges are whole minutes: the start is now (truncated) or a
+//     tariff edge, the needed time is rounded up to a minute.
+//   - The plan aims at min(CHARGE_TARGET_PERCENT, the car's charge limit):
+//     the car stops at its limit anyway.
 package charging

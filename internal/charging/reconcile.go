@@ -11,13 +11,16 @@ import (
 // sent in that case: half a plan could charge at the wrong time.
 var ErrTooManySchedules = errors.New("charge schedules would exceed the car's maximum")
 
-// Reconcile compares the car's schedules with the desired ones by content
-// (days, start, end, one_time, the enabled flags, and the position within
-// PositionTolerance; never by id, which a car may not echo).
+// Reconcile compares the car's schedules with the desired ones by content:
+// days, start, end, one_time, the enabled flags, and the position within
+// PositionTolerance (the car keeps float32).
 //
-//   - A desired schedule that some existing one already matches is not added;
-//     ours are matched first, then a foreign one at home with the same
-//     content also counts (adding a twin would only use up a slot).
+//   - A desired schedule that some existing one already matches is not added.
+//     One of ours must also carry the desired id, which encodes the start
+//     date: a one-time schedule from last week with the same hours is stale,
+//     not a match. A foreign one at home with the same content also counts
+//     (adding a twin would only use up a slot); so if a car ever did not keep
+//     our ids, its schedules would look foreign and still match by content.
 //   - Ours at home that match nothing desired are removed (stale), as are
 //     duplicates of ours.
 //   - Foreign schedules (ids outside our range) and any not at home are left
@@ -28,9 +31,9 @@ var ErrTooManySchedules = errors.New("charge schedules would exceed the car's ma
 // add keeps the order of desired; remove is sorted by id.
 func Reconcile(existing, desired []Schedule, home LatLon, max int) (add []Schedule, remove []int64, err error) {
 	matched := make([]bool, len(desired))
-	match := func(s Schedule) bool {
+	match := func(s Schedule, sameID bool) bool {
 		for i, d := range desired {
-			if !matched[i] && sameContent(s, d) {
+			if !matched[i] && sameContent(s, d) && (!sameID || s.ID == d.ID) {
 				matched[i] = true
 				return true
 			}
@@ -49,12 +52,12 @@ func Reconcile(existing, desired []Schedule, home LatLon, max int) (add []Schedu
 			foreignAtHome = append(foreignAtHome, s)
 			continue
 		}
-		if !match(s) {
+		if !match(s, true) {
 			remove = append(remove, s.ID)
 		}
 	}
 	for _, s := range foreignAtHome {
-		match(s)
+		match(s, false)
 	}
 	for i, d := range desired {
 		if !matched[i] {

@@ -32,8 +32,12 @@ func TestReconcile(t *testing.T) {
 	foreignTwin.ID = 1768300001
 	disabled := d0
 	disabled.Enabled = false // the owner switched ours off in the app
-	disabled.ID = ourID(disabled)
+	disabled.ID = ourID(disabled, civilDate{2026, 1, 13})
 
+	lastWeek := ToSchedules([]Window{win(t, "2026-01-06 22:00", "2026-01-07 01:00")}, loc, home)[0]
+	if !sameContent(lastWeek, d1) || lastWeek.ID == d1.ID {
+		t.Fatal("last week's schedule should have the same content and another id")
+	}
 	rb := func(ss ...Schedule) []Schedule {
 		var out []Schedule
 		for _, s := range ss {
@@ -56,6 +60,7 @@ func TestReconcile(t *testing.T) {
 		{"foreign at home left alone", rb(foreign), desired, 10, desired, nil, nil},
 		{"ours away from home left alone", rb(oursAway), desired, 10, desired, nil, nil},
 		{"foreign twin counts: no duplicate", rb(foreignTwin), desired, 10, []Schedule{d0}, nil, nil},
+		{"ours with the same hours from last week: replaced", rb(withID(d1, lastWeek.ID), d0), desired, 10, []Schedule{d1}, []int64{lastWeek.ID}, nil},
 		{"duplicate of ours removed", rb(d0, withID(d0, d0.ID+7), d1), desired, 10, nil, []int64{d0.ID + 7}, nil},
 		{"changed flags: replaced", rb(disabled, d1), desired, 10, []Schedule{d0}, []int64{disabled.ID}, nil},
 		{"empty plan: all our home ones go, others stay", rb(d0, d1, foreign, oursAway), nil, 10, nil, sortedIDs(d0.ID, d1.ID), nil},

@@ -83,11 +83,14 @@ func contentKey(s Schedule) string {
 		s.DaysMask, s.StartMin, s.EndMin, s.Enabled, s.StartEnabled, s.EndEnabled, s.OneTime, s.Lat, s.Lon)
 }
 
-// ourID derives a schedule's id from its content, so the same plan always
-// produces the same ids and a retry modifies rather than duplicates.
-func ourID(s Schedule) int64 {
+// ourID derives a schedule's id from its content and the local date it
+// starts on, so the same plan always produces the same ids (a retry modifies
+// rather than duplicates) while last week's schedule with the same hours,
+// which a car may keep after a one-time run, has a different id and is
+// replaced rather than trusted.
+func ourID(s Schedule, day civilDate) int64 {
 	h := fnv.New32a()
-	h.Write([]byte(contentKey(s)))
+	fmt.Fprintf(h, "%04d-%02d-%02d %s", day.Y, day.M, day.D, contentKey(s))
 	return OurIDBase + int64(h.Sum32())
 }
 
@@ -101,8 +104,8 @@ func ourID(s Schedule) int64 {
 //     at local midnights.
 //   - OneTime with only the day the window starts, so a plan for tonight
 //     cannot fire again on a later day.
-//   - Ids are ours (IsOurs) and derived from the content; identical pieces
-//     collapse into one.
+//   - Ids are ours (IsOurs), derived from the content and the start date;
+//     identical pieces collapse into one.
 //
 // The result is sorted by start.
 func ToSchedules(windows []Window, loc *time.Location, home LatLon) []Schedule {
@@ -137,14 +140,14 @@ func ToSchedules(windows []Window, loc *time.Location, home LatLon) []Schedule {
 			if s.StartMin == s.EndMin { // shorter than a minute after rounding
 				continue
 			}
-			key := contentKey(s)
+			key := fmt.Sprintf("%d-%d-%d %s", y, m, d, contentKey(s))
 			if seenKey[key] {
 				continue
 			}
 			seenKey[key] = true
 			// A hash collision between different pieces moves on to the
 			// next free id; the order of windows makes that deterministic.
-			s.ID = ourID(s)
+			s.ID = ourID(s, civilDate{y, m, d})
 			for seenID[s.ID] {
 				s.ID = OurIDBase + (s.ID-OurIDBase+1)%ourIDRange
 			}
