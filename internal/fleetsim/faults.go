@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // Endpoint names a group of simulated endpoints for faults and latency.
@@ -48,7 +50,7 @@ type Fault struct {
 	Body            string        // raw body for Status
 	RetryAfter      string        // Retry-After header value
 	Latency         time.Duration // real time to wait before anything else
-	Drop            bool          // close the connection without an answer
+	Drop            bool          // close the connection without an answer (Go's Transport silently retries an idempotent request once when a reused connection closes so; use Times: 2 or a POST)
 	Malformed       bool          // 200 with a truncated JSON body
 	HoldAfterCommit time.Duration // process, then wait this long before answering
 	Times           int           // how many calls it applies to; 0 means 1
@@ -146,6 +148,8 @@ func (s *Sim) withFaults(ep Endpoint, w http.ResponseWriter, r *http.Request, ha
 		handle(w, r)
 		return
 	}
+	s.log.Debug("fault injected", zap.String("endpoint", string(ep)), zap.Int("status", f.Status),
+		zap.Bool("drop", f.Drop), zap.Bool("malformed", f.Malformed), zap.Duration("hold_after_commit", f.HoldAfterCommit))
 	s.sleepCtx(r.Context(), f.Latency)
 	if f.HoldAfterCommit > 0 {
 		buf := &bufferedResponse{header: http.Header{}}

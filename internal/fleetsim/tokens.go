@@ -148,15 +148,16 @@ func (s *Sim) Login() TokenPair {
 // newChainLocked starts a new chain and issues its first pair.
 func (s *Sim) newChainLocked(base, scope string) (TokenPair, string) {
 	s.chain = chainState{scope: scope}
-	return s.issueLocked(base)
+	return s.issueLocked(base, false)
 }
 
 // issueLocked issues a new pair in the current chain; the new refresh token
 // becomes the newest, cycling out the previous newest. It returns the pair
-// and an id token.
-func (s *Sim) issueLocked(base string) (TokenPair, string) {
+// and an id token. rotation says a refresh (not a login) asked for it: only
+// then does RevokeAccessOnRotate revoke the access tokens issued before.
+func (s *Sim) issueLocked(base string, rotation bool) (TokenPair, string) {
 	now := s.now()
-	if s.opts.RevokeAccessOnRotate {
+	if rotation && s.opts.RevokeAccessOnRotate {
 		for k, a := range s.access {
 			a.revoked = true
 			s.access[k] = a
@@ -202,12 +203,12 @@ func (s *Sim) refreshLocked(base, rt string) (TokenPair, string, string) {
 		used := s.chain.newest
 		used.usedAt = now
 		s.chain.lastUsed = used
-		p, idt := s.issueLocked(base)
+		p, idt := s.issueLocked(base, true)
 		return p, idt, OutcomeRefreshOK
 	case verdictGrace:
 		// The last used token stays the last used one, its grace still
 		// counted from its first use; the previous newest is cycled out.
-		p, idt := s.issueLocked(base)
+		p, idt := s.issueLocked(base, true)
 		return p, idt, OutcomeGraceReuse
 	default:
 		return TokenPair{}, "", OutcomeLoginRequired
