@@ -125,9 +125,9 @@ type Manager struct {
 	flight   singleflight.Group
 
 	mu        sync.Mutex
-	client    *Client     // cached client registration
-	current   *Pair       // last pair seen in or written to the store
-	curVer    string      // its version
+	client    *Client      // cached client registration
+	current   *Pair        // last pair seen in or written to the store
+	curVer    string       // its version
 	pending   *pendingPair // issued by Tesla, not yet stored
 	checked   time.Time
 	missing   bool
@@ -295,7 +295,7 @@ const sourceLegacy = "migrate:legacy"
 type candidate struct {
 	token  string
 	source string
-	known  bool // the legacy token equals one stored in a version
+	known  bool // the legacy token is stored in a version, or was spent for one
 }
 
 // candidates lists refresh tokens worth trying, newest first: those of the
@@ -303,7 +303,8 @@ type candidate struct {
 // the legacy secret's. The legacy entry is always last (empty if absent).
 func (m *Manager) candidates(ctx context.Context) ([]candidate, error) {
 	var out []candidate
-	seen := map[string]bool{}
+	seen := map[string]bool{}  // refresh tokens stored in a version
+	spent := map[string]bool{} // hashes of refresh tokens already exchanged
 	versions, err := m.store.Versions(ctx, m.cfg.FleetSecret)
 	if err != nil && !errors.Is(err, secrets.ErrNotFound) {
 		return nil, storeErr("list versions", m.cfg.FleetSecret, err)
@@ -320,6 +321,9 @@ func (m *Manager) candidates(ctx context.Context) ([]candidate, error) {
 			continue
 		}
 		p, err := ParsePair(sv.Payload)
+		if p.SpentRefreshHash != "" {
+			spent[p.SpentRefreshHash] = true
+		}
 		if p.RefreshToken == "" || seen[p.RefreshToken] {
 			if err != nil {
 				m.log.Warn("skipping unreadable token version", zap.String("version", v.ID), zap.Error(err))
@@ -334,7 +338,7 @@ func (m *Manager) candidates(ctx context.Context) ([]candidate, error) {
 	switch {
 	case err == nil:
 		legacy.token = trimToken(lv.Payload)
-		legacy.known = seen[legacy.token]
+		legacy.known = seen[legacy.token] || spent[HashToken(legacy.token)]
 	case isTransientStore(err):
 		return nil, storeErr("read", m.cfg.LegacySecret, err)
 	}
@@ -396,6 +400,7 @@ func (m *Manager) refreshWith(ctx context.Context, refreshToken, base string, pr
 		Scope:                 iss.Scope,
 		UpdatedAt:             now,
 		Source:                source,
+		SpentRefreshHash:      HashToken(refreshToken),
 	}
 	if iss.RefreshToken == prev.RefreshToken && !prev.RefreshTokenCreatedAt.IsZero() {
 		pair.RefreshTokenCreatedAt = prev.RefreshTokenCreatedAt

@@ -2,6 +2,8 @@ package tokens
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -20,6 +22,16 @@ type Pair struct {
 	Scope                 string
 	UpdatedAt             time.Time
 	Source                string // what wrote it: refresh, login, migrate:legacy, migrate:version-N
+	// SpentRefreshHash is the SHA-256 of the refresh token spent to get this
+	// pair: it lets Migrate recognise a legacy token that was already used
+	// (and must not be spent again) without storing the token itself.
+	SpentRefreshHash string
+}
+
+// HashToken is the one-way digest stored as SpentRefreshHash.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
 }
 
 // wirePair is the JSON shape. Times are strings so that every format the
@@ -33,6 +45,7 @@ type wirePair struct {
 	Scope                 string `json:"scope,omitempty"`
 	UpdatedAt             string `json:"updated_at,omitempty"`
 	Source                string `json:"source,omitempty"`
+	SpentRefreshHash      string `json:"spent_refresh_sha256,omitempty"`
 }
 
 // Usable reports whether the pair has both tokens.
@@ -62,11 +75,12 @@ func ParsePair(data []byte) (Pair, error) {
 		return Pair{}, fmt.Errorf("%w: not a token JSON object (%s)", ErrCorrupt, describeJSONError(err))
 	}
 	p := Pair{
-		AccessToken:  strings.TrimSpace(w.AccessToken),
-		RefreshToken: strings.TrimSpace(w.RefreshToken),
-		TokenType:    w.TokenType,
-		Scope:        w.Scope,
-		Source:       w.Source,
+		AccessToken:      strings.TrimSpace(w.AccessToken),
+		RefreshToken:     strings.TrimSpace(w.RefreshToken),
+		TokenType:        w.TokenType,
+		Scope:            w.Scope,
+		Source:           w.Source,
+		SpentRefreshHash: w.SpentRefreshHash,
 	}
 	var err error
 	for _, f := range []struct {
@@ -144,6 +158,7 @@ func (p Pair) Marshal() ([]byte, error) {
 		Scope:                 p.Scope,
 		UpdatedAt:             format(p.UpdatedAt),
 		Source:                p.Source,
+		SpentRefreshHash:      p.SpentRefreshHash,
 	})
 }
 

@@ -1,0 +1,54 @@
+// Command scout is the cheap Cloud Run service Cloud Scheduler calls every
+// 15 minutes: it looks at each car without waking it and calls the worker
+// only when a car arrived home and was plugged in, or was unplugged.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sethvargo/go-envconfig"
+	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/logging"
+	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/server"
+)
+
+// version is set at build time (-ldflags -X main.version=…).
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := realMain(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "scout:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) error {
+	cfg, err := scout.LoadConfig(ctx, envconfig.OsLookuper())
+	if err != nil {
+		return err
+	}
+	format, _ := logging.ParseFormat(cfg.LogFormat)
+	logger := logging.New(logging.Options{Format: format, Service: "scout", Version: version})
+	defer func() { _ = logger.Sync() }()
+
+	ln, err := server.Listen(cfg.Port)
+	if err != nil {
+		return err
+	}
+	app, err := scout.Build(ctx, cfg, scout.Options{Logger: logger, Version: version})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer func() { _ = app.Close() }()
+	logger.Info("scout starting", zap.String("worker", cfg.WorkerURL), zap.Strings("vins", cfg.VehicleVINs))
+	return server.New(ln, app.Handler, logger, server.Options{}).Serve(ctx)
+}

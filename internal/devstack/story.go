@@ -1,0 +1,215 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/scout"
+)
+
+// Work is where the simulated car spends the day (about 8 km from home).
+var Work = struct{ Lat, Lon float64 }{52.1672, 20.9679}
+
+// StoryStart is the scripted day's first moment: a Tuesday, 06:00 in Warsaw.
+var StoryStart = time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)
+
+// WorkdaySteps is a realistic weekday for one car, starting at 06:00 local:
+// plugged in at home in the morning, unplugged, a drive to work, a day
+// asleep in the car park, the drive home, plugged in, asleep, charging in the
+// night's cheap window.
+func WorkdaySteps(vin string) []fleetsim.TripStep {
+	h := func(hh, mm int) time.Duration { return time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute }
+	return []fleetsim.TripStep{
+		{At: 0, VIN: vin, Note: "06:00 the car is at home, plugged in, charged to 80 %", Apply: func(c *fleetsim.CarState) {
+			c.State, c.Latitude, c.Longitude = fleetsim.StateOnline, Home.Lat, Home.Lon
+			c.ConnChargeCable, c.ChargingState, c.BatteryLevel = fleetsim.CableIEC, fleetsim.ChargingComplete, 80
+		}},
+		{At: h(1, 25), VIN: vin, Note: "07:25 the owner unplugs the car", Apply: func(c *fleetsim.CarState) {
+			c.State, c.ConnChargeCable, c.ChargingState = fleetsim.StateOnline, fleetsim.CableUnplugged, fleetsim.ChargingDisconnected
+		}},
+		{At: h(1, 40), VIN: vin, Note: "07:40 the car leaves home", Apply: func(c *fleetsim.CarState) {
+			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, 52.2050, 20.9900, 78
+		}},
+		{At: h(2, 10), VIN: vin, Note: "08:10 the car parks at work", Apply: func(c *fleetsim.CarState) {
+			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, Work.Lat, Work.Lon, 74
+		}},
+		{At: h(10, 40), VIN: vin, Note: "16:40 the owner drives home", Apply: func(c *fleetsim.CarState) {
+			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, 52.2000, 20.9950, 70
+		}},
+		{At: h(11, 10), VIN: vin, Note: "17:10 the car arrives home (not plugged in yet)", Apply: func(c *fleetsim.CarState) {
+			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, Home.Lat, Home.Lon, 41
+		}},
+		{At: h(11, 20), VIN: vin, Note: "17:20 the owner plugs the car in", Apply: func(c *fleetsim.CarState) {
+			c.State, c.ConnChargeCable, c.ChargingState = fleetsim.StateOnline, fleetsim.CableIEC, fleetsim.ChargingStopped
+		}},
+		{At: h(16, 0), VIN: vin, Note: "22:00 the car's schedule starts charging in the cheap window", Apply: func(c *fleetsim.CarState) {
+			c.State, c.ChargingState = fleetsim.StateOnline, fleetsim.ChargingCharging
+		}},
+		{At: h(19, 30), VIN: vin, Note: "01:30 charging complete", Apply: func(c *fleetsim.CarState) {
+			c.ChargingState, c.BatteryLevel = fleetsim.ChargingComplete, 80
+		}},
+	}
+}
+
+// PlayOptions configure Play.
+type PlayOptions struct {
+	Ticks    int           // default 96: one day of 15-minute ticks
+	Step     time.Duration // simulated time per tick; default 15 min
+	Pause    time.Duration // real time between ticks (0 in tests)
+	Location *time.Location
+}
+
+// Summary counts what happened.
+type Summary struct {
+	Ticks           int
+	Triggers        map[string]int // by reason
+	FailedTicks     int
+	TokenExchanges  int
+	ScoutWakes      int // wakes while no cycle ran: must stay 0
+	DataRequests    int
+	Wakes           int
+	SchedulesAtEnd  int
+	VersionsWritten int
+}
+
+// Play runs the scripted day against st, printing a story to out.
+func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary, error) {
+	if o.Ticks <= 0 {
+		o.Ticks = 96
+	}
+	if o.Step <= 0 {
+		o.Step = 15 * time.Minute
+	}
+	if o.Location == nil {
+		o.Location = time.UTC
+		if loc, err := time.LoadLocation("Europe/Warsaw"); err == nil {
+			o.Location = loc
+		}
+	}
+	steps := WorkdaySteps(VIN)
+	start := st.Clock.Now()
+	st.Sim.RunScript(start, steps)
+	sum := Summary{Triggers: map[string]int{}}
+	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	_, firstVersion, _ := st.StoredPair(ctx)
+	lastVersion := firstVersion
+	nextNote := 0
+	for i := 0; i < o.Ticks; i++ {
+		if err := ctx.Err(); err != nil {
+			return sum, nil
+		}
+		now := st.Clock.Now()
+		for nextNote < len(steps) && !start.Add(steps[nextNote].At).After(now) {
+			say("%s  🚗 %s", now.In(o.Location).Format("15:04"), steps[nextNote].Note)
+			nextNote++
+		}
+		wakesBefore := st.Sim.Counters().Fleet[VIN]["wake"]
+		res, err := st.Tick(ctx)
+		sum.Ticks++
+		stamp := st.Clock.Now().In(o.Location).Format("15:04")
+		switch {
+		case err != nil:
+			sum.FailedTicks++
+			say("%s  scout: tick failed: %v", stamp, err)
+		case res.Status != 200:
+			sum.FailedTicks++
+			say("%s  scout: tick answered %d: %s", stamp, res.Status, strings.TrimSpace(string(res.Raw)))
+		default:
+			for _, v := range res.Body.Vehicles {
+				say("%s  scout: %s", stamp, describe(v))
+				if v.Action == scout.ActionTriggered {
+					sum.Triggers[v.Reason]++
+					say("%s  worker: charging cycle ran → car now has %s", stamp, describeSchedules(st.Sim.Schedules(VIN), o.Location))
+				} else if st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore {
+					sum.ScoutWakes++
+				}
+			}
+		}
+		if _, v, err := st.StoredPair(ctx); err == nil && v != lastVersion {
+			p, _, _ := st.StoredPair(ctx)
+			say("%s  worker: refreshed the Tesla tokens (fleet-tokens version %s, valid until %s)", stamp, v, p.ExpiresAt.In(o.Location).Format("15:04"))
+			lastVersion = v
+		}
+		st.Clock.Advance(o.Step)
+		st.Sim.Tick()
+		if o.Pause > 0 {
+			select {
+			case <-ctx.Done():
+				return sum, nil
+			case <-time.After(o.Pause):
+			}
+		}
+	}
+	c := st.Sim.Counters()
+	for outcome, n := range c.TokenExchanges {
+		if strings.HasSuffix(outcome, "_ok") || outcome == "grace_reuse" {
+			sum.TokenExchanges += n
+		}
+	}
+	sum.DataRequests = c.Fleet[VIN]["data"]
+	sum.Wakes = c.Fleet[VIN]["wake"]
+	sum.SchedulesAtEnd = len(st.Sim.Schedules(VIN))
+	if versions, err := st.Secrets.Versions(ctx, "fleet-tokens"); err == nil && len(versions) > 0 {
+		sum.VersionsWritten = versionNumber(versions[0].ID) - versionNumber(firstVersion)
+	}
+	say("\nsummary: %d ticks, triggers %v, %d token refreshes, %d billed data requests, %d wakes, %d failed ticks",
+		sum.Ticks, sum.Triggers, sum.TokenExchanges, sum.DataRequests, sum.Wakes, sum.FailedTicks)
+	return sum, nil
+}
+
+func describe(v scout.VehicleReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s is %s", v.VIN[len(v.VIN)-4:], v.State)
+	if v.BatteryLevel != nil {
+		where := "away"
+		if v.AtHome {
+			where = "at home"
+		}
+		plug := "unplugged"
+		if v.Ready {
+			plug = "plugged in"
+		}
+		fmt.Fprintf(&b, ", %s, %s, %d %%", where, plug, *v.BatteryLevel)
+	}
+	switch v.Action {
+	case scout.ActionTriggered:
+		fmt.Fprintf(&b, " → asked the worker to run the charging cycle (%s)", v.Reason)
+	case scout.ActionPending:
+		fmt.Fprintf(&b, " → trigger pending (%s): %s", v.Reason, v.Error)
+	case scout.ActionAsleep:
+		b.WriteString(" → left to sleep (no data call, no wake)")
+	case scout.ActionError:
+		fmt.Fprintf(&b, " → error: %s", v.Error)
+	default:
+		b.WriteString(" → nothing to do")
+	}
+	return b.String()
+}
+
+func describeSchedules(list []fleetsim.ChargeSchedule, loc *time.Location) string {
+	if len(list) == 0 {
+		return "no charge schedules"
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].StartTime < list[j].StartTime })
+	parts := make([]string, len(list))
+	for i, s := range list {
+		parts[i] = fmt.Sprintf("%02d:%02d–%02d:%02d", s.StartTime/60, s.StartTime%60, s.EndTime/60, s.EndTime%60)
+	}
+	return fmt.Sprintf("%d charge schedule(s): %s", len(list), strings.Join(parts, ", "))
+}
+
+func versionNumber(id string) int {
+	n := 0
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

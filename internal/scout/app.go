@@ -1,0 +1,114 @@
+package scout
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/svcauth"
+)
+
+// Options override what Build would otherwise create.
+type Options struct {
+	Clock      clock.Clock
+	Logger     *zap.Logger
+	Secrets    SecretReader // default: SECRETS_BACKEND (read-only use)
+	State      state.Store  // default: STATE_BACKEND
+	HTTPClient *http.Client // for the Fleet API
+	Version    string
+}
+
+// App is a built scout.
+type App struct {
+	Config  Config
+	Handler http.Handler
+	Scout   *Scout
+	Tokens  *TokenCache
+	close   []func() error
+}
+
+// Close releases the app's clients.
+func (a *App) Close() error {
+	var errs []error
+	for _, c := range a.close {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// Timeouts of the scout's outgoing calls. Together they fit inside
+// TICK_TIMEOUT (240 s), which fits inside Cloud Run's request timeout
+// (300 s) and Cloud Scheduler's attempt deadline (320 s).
+const (
+	FleetCallTimeout     = 10 * time.Second
+	WorkerRefreshTimeout = 90 * time.Second
+	WorkerCycleTimeout   = 200 * time.Second
+)
+
+// Build wires the scout from its configuration.
+func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: FleetCallTimeout}
+	}
+	app := &App{Config: cfg}
+	reader := opts.Secrets
+	if reader == nil {
+		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.SecretsBackend, Dir: cfg.SecretsDir, Project: cfg.GoogleCloudProject}, opts.Clock)
+		if err != nil {
+			return nil, err
+		}
+		reader = s
+		app.close = append(app.close, closeFn)
+	}
+	st := opts.State
+	if st == nil {
+		s, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.StateBackend, Dir: cfg.StateDir, Bucket: cfg.StateBucket})
+		if err != nil {
+			_ = app.Close()
+			return nil, err
+		}
+		st = s
+		app.close = append(app.close, closeFn)
+	}
+	callPolicy, err := cfg.WorkerCallPolicy()
+	if err != nil {
+		_ = app.Close()
+		return nil, err
+	}
+	workerHTTP, err := svcauth.NewClient(ctx, callPolicy, cfg.WorkerURL, &http.Client{})
+	if err != nil {
+		_ = app.Close()
+		return nil, err
+	}
+	wc := &WorkerClient{BaseURL: cfg.WorkerURL, HTTP: workerHTTP, RefreshTimeout: WorkerRefreshTimeout, CycleTimeout: WorkerCycleTimeout}
+	app.Tokens = NewTokenCache(reader, cfg.FleetTokensSecret, wc, opts.Clock, cfg.TokenRefreshBefore, opts.Logger.Named("tokens"))
+	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, Settings{
+		Home:       Home{Lat: cfg.HomeLat, Lon: cfg.HomeLon, RadiusM: cfg.HomeRadiusM},
+		VINs:       cfg.VehicleVINs,
+		PendingTTL: cfg.PendingTriggerTTL,
+	}, opts.Logger)
+	tickPolicy, err := cfg.TickPolicy()
+	if err != nil {
+		_ = app.Close()
+		return nil, err
+	}
+	app.Handler = NewHandler(HandlerDeps{
+		Scout: app.Scout, Tokens: app.Tokens, Auth: tickPolicy, Logger: opts.Logger,
+		ProjectID: cfg.GoogleCloudProject, Version: opts.Version, TickTimeout: cfg.TickTimeout,
+	})
+	return app, nil
+}

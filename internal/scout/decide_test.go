@@ -1,0 +1,93 @@
+package scout
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/fleet"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 17, 30, 0, 0, time.UTC)
+	ttl := 6 * time.Hour
+	home := func(ready bool) Observation { return Observation{State: "online", AtHome: true, Ready: ready, HasLocation: true} }
+	away := func(ready bool) Observation { return Observation{State: "online", AtHome: false, Ready: ready, HasLocation: true} }
+	rec := func(atHome, ready bool) *Record { return &Record{HasData: true, AtHome: atHome, Ready: ready} }
+	withPending := func(r *Record, p Pending) *Record { r.Pending = &p; return r }
+
+	cases := []struct {
+		name string
+		prev *Record
+		obs  Observation
+		want Decision
+	}{
+		{"never seen", nil, away(false), Decision{DecideTrigger, ReasonFirstSeen}},
+		{"seen only asleep before", &Record{State: "asleep"}, home(true), Decision{DecideTrigger, ReasonFirstSeen}},
+		{"arrived home and plugged in", rec(false, false), home(true), Decision{DecideTrigger, ReasonArrivedHomeReady}},
+		{"plugged in at home", rec(true, false), home(true), Decision{DecideTrigger, ReasonArrivedHomeReady}},
+		{"arrived home already plugged (charging away, then home)", rec(false, true), home(true), Decision{DecideTrigger, ReasonArrivedHomeReady}},
+		{"unplugged at home", rec(true, true), home(false), Decision{DecideTrigger, ReasonUnpluggedAtHome}},
+		{"left home unplugged: nothing", rec(true, true), away(false), Decision{Kind: DecideNothing}},
+		{"still plugged at home", rec(true, true), home(true), Decision{Kind: DecideNothing}},
+		{"away, plugged elsewhere", rec(false, false), away(true), Decision{Kind: DecideNothing}},
+		{"home, unplugged, was unplugged", rec(true, false), home(false), Decision{Kind: DecideNothing}},
+		{"pending retried", withPending(rec(true, true), Pending{Reason: ReasonArrivedHomeReady, Since: now.Add(-time.Hour), LastTry: now.Add(-15 * time.Minute)}), home(true), Decision{DecideRetry, ReasonArrivedHomeReady}},
+		{"pending in flight elsewhere", withPending(rec(true, true), Pending{Reason: ReasonArrivedHomeReady, Since: now.Add(-time.Minute), AttemptAt: now.Add(-time.Minute)}), home(true), Decision{DecideWait, ReasonArrivedHomeReady}},
+		{"stale in-flight marker is retried", withPending(rec(true, true), Pending{Reason: ReasonArrivedHomeReady, Since: now.Add(-time.Hour), AttemptAt: now.Add(-time.Hour)}), home(true), Decision{DecideRetry, ReasonArrivedHomeReady}},
+		{"pending expired", withPending(rec(true, true), Pending{Reason: ReasonArrivedHomeReady, Since: now.Add(-ttl - time.Minute)}), home(true), Decision{DecideDrop, ReasonArrivedHomeReady}},
+		{"new transition replaces pending", withPending(rec(true, true), Pending{Reason: ReasonFirstSeen, Since: now.Add(-time.Hour)}), home(false), Decision{DecideTrigger, ReasonUnpluggedAtHome}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Decide(tc.prev, tc.obs, now, ttl); got != tc.want {
+				t.Errorf("Decide = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDistanceIsMetresOnTheSphere(t *testing.T) {
+	t.Parallel()
+	// Warsaw Palace of Culture to the Royal Castle: about 1.9 km.
+	d := DistanceM(52.231838, 21.005995, 52.247993, 21.015217)
+	if math.Abs(d-1903) > 5 {
+		t.Errorf("distance = %.0f m, want about 1903 m", d)
+	}
+	// 0.001° of longitude at 52° N is ~68 m, of latitude ~111 m: a degree
+	// comparison would draw an ellipse; metres draw a circle.
+	if e, n := DistanceM(52, 21, 52, 21.001), DistanceM(52, 21, 52.001, 21); math.Abs(e-68.5) > 1 || math.Abs(n-111.2) > 1 {
+		t.Errorf("east %.1f m, north %.1f m", e, n)
+	}
+	if DistanceM(10, 10, 10, 10) != 0 {
+		t.Error("zero distance")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	h := Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
+	at := func(lat, lon float64) *fleet.Location { return &fleet.Location{Latitude: lat, Longitude: lon} }
+	cases := []struct {
+		name          string
+		data          fleet.VehicleData
+		atHome, ready bool
+	}{
+		{"home plugged", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "IEC", ChargingState: "Stopped"}}, true, true},
+		{"home charging, cable field missing", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ChargingState: "Charging"}}, true, true},
+		{"home complete", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ChargingState: "Complete", ConnChargeCable: "<invalid>"}}, true, true},
+		{"home unplugged", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "<invalid>", ChargingState: "Disconnected"}}, true, false},
+		{"cable Unknown is not a cable", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "Unknown"}}, true, false},
+		{"150 m away is not home", fleet.VehicleData{Location: at(52.233188, 21.005995), Charge: &fleet.ChargeState{ConnChargeCable: "IEC"}}, false, true},
+		{"no location is not home", fleet.VehicleData{Charge: &fleet.ChargeState{ConnChargeCable: "IEC"}}, false, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := Classify(tc.data, h)
+			if obs.AtHome != tc.atHome || obs.Ready != tc.ready {
+				t.Errorf("at_home=%v ready=%v, want %v %v", obs.AtHome, obs.Ready, tc.atHome, tc.ready)
+			}
+		})
+	}
+}

@@ -1,0 +1,189 @@
+// Package worker is the worker service's HTTP layer: configuration, routes
+// and handlers. Handlers only decode, call the token manager or the charging
+// cycle, and encode; every decision lives in those domain packages.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/offpeak-charging/offpeak/internal/envcfg"
+	"github.com/offpeak-charging/offpeak/internal/logging"
+	"github.com/offpeak-charging/offpeak/internal/svcauth"
+)
+
+// Config is the worker's whole configuration, read from the environment
+// (Cloud Run's convention). Every field's variable is in the README's table
+// and in deploy/worker.yaml where it matters in production.
+type Config struct {
+	Port      string `env:"PORT, default=8080"`
+	LogFormat string `env:"LOG_FORMAT, default=json"`
+
+	SecretsBackend     string `env:"SECRETS_BACKEND, default=file"`
+	SecretsDir         string `env:"SECRETS_DIR, default=.local/secrets"`
+	GoogleCloudProject string `env:"GOOGLE_CLOUD_PROJECT"`
+
+	FleetTokensSecret        string        `env:"FLEET_TOKENS_SECRET, default=fleet-tokens"`
+	ClientIDSecret           string        `env:"TESLA_CLIENT_ID_SECRET, default=tesla-client-id"`
+	ClientSecretSecret       string        `env:"TESLA_CLIENT_SECRET_SECRET, default=tesla-client-secret"`
+	LegacyRefreshTokenSecret string        `env:"LEGACY_REFRESH_TOKEN_SECRET, default=tesla-refresh-token"`
+	TokenRefreshBefore       time.Duration `env:"TOKEN_REFRESH_BEFORE, default=30m"`
+	TokenKeepVersions        int           `env:"TOKEN_KEEP_VERSIONS, default=3"`
+
+	TeslaAuthURL     string `env:"TESLA_AUTH_URL, default=https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"`
+	TeslaFleetAPIURL string `env:"TESLA_FLEET_API_URL, default=https://fleet-api.prd.eu.vn.cloud.tesla.com"`
+	TeslaCommandURL  string `env:"TESLA_COMMAND_URL"`
+
+	WorkerAuth      string   `env:"WORKER_AUTH, default=iam"`
+	AllowedInvokers []string `env:"ALLOWED_INVOKERS"`
+	WorkerAuthToken string   `env:"WORKER_AUTH_TOKEN"`
+
+	Charging ChargingConfig
+}
+
+// ChargingConfig configures the charging cycle behind POST /run-cycle.
+type ChargingConfig struct {
+	HomeLat              float64       `env:"HOME_LAT"`
+	HomeLon              float64       `env:"HOME_LON"`
+	HomeRadiusM          float64       `env:"HOME_RADIUS_M, default=100"`
+	TariffWindows        string        `env:"TARIFF_WINDOWS, default=22:00-06:00,13:00-15:00"`
+	TariffWindowsWeekend string        `env:"TARIFF_WINDOWS_WEEKEND"`
+	TariffHolidays       string        `env:"TARIFF_HOLIDAYS"`
+	Timezone             string        `env:"TIMEZONE, default=Europe/Warsaw"`
+	ChargeTargetPercent  int           `env:"CHARGE_TARGET_PERCENT, default=80"`
+	ChargeFloorPercent   int           `env:"CHARGE_FLOOR_PERCENT, default=50"`
+	BatteryKWh           float64       `env:"BATTERY_KWH, default=75"`
+	ChargerKW            float64       `env:"CHARGER_KW, default=11"`
+	ChargeEfficiency     float64       `env:"CHARGE_EFFICIENCY, default=0.9"`
+	ReadyBy              string        `env:"READY_BY, default=07:00"`
+	CommandSpacing       time.Duration `env:"COMMAND_SPACING, default=3s"`
+	PlannerURL           string        `env:"PLANNER_URL"`
+	PlannerAPIKeySecret  string        `env:"PLANNER_API_KEY_SECRET, default=planner-api-key"`
+	PlannerDailyQuota    int           `env:"PLANNER_DAILY_QUOTA, default=30"`
+	StateBackend         string        `env:"STATE_BACKEND, default=file"`
+	StateDir             string        `env:"STATE_DIR, default=.local/state"`
+	StateBucket          string        `env:"STATE_BUCKET"`
+}
+
+// LoadConfig reads the configuration from lookup (the process environment
+// in main, a map in tests) and validates it. Errors name the variable.
+func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
+	var c Config
+	if err := envcfg.Load(ctx, lookup, &c); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+// Validate checks values that parse but make no sense.
+func (c *Config) Validate() error {
+	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
+		return err
+	}
+	switch c.SecretsBackend {
+	case "file":
+		if c.SecretsDir == "" {
+			return fmt.Errorf("SECRETS_DIR: required when SECRETS_BACKEND=file")
+		}
+	case "gcp":
+		if c.GoogleCloudProject == "" {
+			return fmt.Errorf("GOOGLE_CLOUD_PROJECT: required when SECRETS_BACKEND=gcp")
+		}
+	default:
+		return fmt.Errorf("SECRETS_BACKEND: %q is not one of file, gcp", c.SecretsBackend)
+	}
+	for name, v := range map[string]*string{"TESLA_AUTH_URL": &c.TeslaAuthURL, "TESLA_FLEET_API_URL": &c.TeslaFleetAPIURL, "TESLA_COMMAND_URL": &c.TeslaCommandURL} {
+		if *v == "" && name == "TESLA_COMMAND_URL" {
+			continue
+		}
+		if err := checkURL(name, *v); err != nil {
+			return err
+		}
+		*v = strings.TrimRight(*v, "/")
+	}
+	if c.TeslaCommandURL == "" {
+		c.TeslaCommandURL = c.TeslaFleetAPIURL
+	}
+	if c.TokenRefreshBefore <= 0 || c.TokenRefreshBefore >= 8*time.Hour {
+		return fmt.Errorf("TOKEN_REFRESH_BEFORE: %s must be between 0 and 8h (access tokens live about 8 h)", c.TokenRefreshBefore)
+	}
+	if c.TokenKeepVersions < 1 {
+		return fmt.Errorf("TOKEN_KEEP_VERSIONS: must be at least 1")
+	}
+	if _, err := c.AuthPolicy(); err != nil {
+		return err
+	}
+	return c.Charging.validate()
+}
+
+// AuthPolicy is the caller-authentication policy from WORKER_AUTH and its settings.
+func (c Config) AuthPolicy() (svcauth.Policy, error) {
+	mode, err := svcauth.ParseMode("WORKER_AUTH", c.WorkerAuth)
+	if err != nil {
+		return svcauth.Policy{}, err
+	}
+	p := svcauth.Policy{Mode: mode, AllowedInvokers: c.AllowedInvokers, Token: c.WorkerAuthToken}
+	return p, p.Validate("ALLOWED_INVOKERS", "WORKER_AUTH_TOKEN")
+}
+
+func (c ChargingConfig) validate() error {
+	switch {
+	case c.HomeLat < -90 || c.HomeLat > 90:
+		return fmt.Errorf("HOME_LAT: %v is not a latitude", c.HomeLat)
+	case c.HomeLon < -180 || c.HomeLon > 180:
+		return fmt.Errorf("HOME_LON: %v is not a longitude", c.HomeLon)
+	case c.HomeRadiusM <= 0:
+		return fmt.Errorf("HOME_RADIUS_M: must be positive metres")
+	case c.ChargeTargetPercent < 1 || c.ChargeTargetPercent > 100:
+		return fmt.Errorf("CHARGE_TARGET_PERCENT: %d is not 1..100", c.ChargeTargetPercent)
+	case c.ChargeFloorPercent < 0 || c.ChargeFloorPercent > c.ChargeTargetPercent:
+		return fmt.Errorf("CHARGE_FLOOR_PERCENT: %d must be between 0 and CHARGE_TARGET_PERCENT", c.ChargeFloorPercent)
+	case c.BatteryKWh <= 0:
+		return fmt.Errorf("BATTERY_KWH: must be positive")
+	case c.ChargerKW <= 0:
+		return fmt.Errorf("CHARGER_KW: must be positive")
+	case c.ChargeEfficiency <= 0 || c.ChargeEfficiency > 1:
+		return fmt.Errorf("CHARGE_EFFICIENCY: %v must be in (0, 1]", c.ChargeEfficiency)
+	case c.CommandSpacing < 0:
+		return fmt.Errorf("COMMAND_SPACING: must not be negative")
+	case c.PlannerDailyQuota < 0:
+		return fmt.Errorf("PLANNER_DAILY_QUOTA: must not be negative")
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return fmt.Errorf("TIMEZONE: %q: %w", c.Timezone, err)
+	}
+	if c.PlannerURL != "" {
+		if err := checkURL("PLANNER_URL", c.PlannerURL); err != nil {
+			return err
+		}
+	}
+	switch c.StateBackend {
+	case "file":
+		if c.StateDir == "" {
+			return fmt.Errorf("STATE_DIR: required when STATE_BACKEND=file")
+		}
+	case "gcs":
+		if c.StateBucket == "" {
+			return fmt.Errorf("STATE_BUCKET: required when STATE_BACKEND=gcs")
+		}
+	default:
+		return fmt.Errorf("STATE_BACKEND: %q is not one of file, gcs", c.StateBackend)
+	}
+	return nil
+}
+
+func checkURL(name, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/logging"
+	"github.com/offpeak-charging/offpeak/internal/server"
+)
+
+// CycleRunner runs one charging cycle for a car (charging.Cycle fits).
+type CycleRunner interface {
+	Run(ctx context.Context, vin string) (charging.Result, error)
+}
+
+// CycleRequest is POST /run-cycle's body, as the scout sends it.
+type CycleRequest struct {
+	VIN      string         `json:"vin"`
+	Reason   string         `json:"reason,omitempty"`
+	Observed map[string]any `json:"observed,omitempty"`
+}
+
+// CycleResponse answers POST /run-cycle.
+type CycleResponse struct {
+	Status    string        `json:"status"`
+	VIN       string        `json:"vin"`
+	Plan      []PlanWindow  `json:"plan"`
+	Commands  CommandCounts `json:"commands"`
+	Woke      bool          `json:"woke"`
+	Changed   bool          `json:"changed"`
+	Asleep    bool          `json:"asleep"`
+	AtHome    bool          `json:"at_home"`
+	Planner   string        `json:"planner,omitempty"`
+	Shortfall string        `json:"shortfall,omitempty"`
+	Note      string        `json:"note,omitempty"`
+}
+
+// PlanWindow is one planned charging window.
+type PlanWindow struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// CommandCounts counts the schedule commands the car confirmed.
+type CommandCounts struct {
+	Added   int `json:"added"`
+	Removed int `json:"removed"`
+}
+
+// vinPattern: 17 characters, no I, O or Q (ISO 3779).
+var vinPattern = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
+
+func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
+	var req CycleRequest
+	if !server.DecodeJSON(w, r, &req, false) {
+		return
+	}
+	if !vinPattern.MatchString(req.VIN) {
+		server.WriteError(w, http.StatusBadRequest, server.CodeBadRequest, "vin: 17 characters of A-Z (no I, O, Q) and 0-9 required")
+		return
+	}
+	if h.Cycle == nil {
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, "charging cycle is not configured", retryAfter)
+		return
+	}
+	log := logging.FromContext(r.Context()).With(zap.String("vin", req.VIN))
+	log.Info("charging cycle requested", zap.String("reason", req.Reason))
+	res, err := h.Cycle.Run(r.Context(), req.VIN)
+	if err != nil {
+		writeDomainError(w, r, err)
+		return
+	}
+	out := CycleResponse{
+		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
+		Commands: CommandCounts{Added: res.Added, Removed: res.Removed},
+		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
+	}
+	for _, win := range res.Plan {
+		out.Plan = append(out.Plan, PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
+	}
+	if res.Shortfall > 0 {
+		out.Shortfall = res.Shortfall.Round(time.Minute).String()
+	}
+	switch {
+	case res.Asleep:
+		out.Note = "car asleep: nothing changed; the scout triggers again when it wakes"
+	case !res.AtHome:
+		out.Note = "car not at home: home schedules left as they are"
+	}
+	log.Info("charging cycle done", zap.Int("added", res.Added), zap.Int("removed", res.Removed),
+		zap.Bool("woke", res.Woke), zap.Bool("changed", res.Changed), zap.Bool("asleep", res.Asleep))
+	server.WriteJSON(w, http.StatusOK, out)
+}
+
+// cycleError maps the charging cycle's and the Fleet client's errors; it
+// returns false for errors it does not know.
+func cycleError(w http.ResponseWriter, err error) bool {
+	switch {
+	case errors.Is(err, charging.ErrCycleBusy):
+		server.WriteRetryableError(w, http.StatusConflict, server.CodeBusy, err.Error(), 15*time.Second)
+	case errors.Is(err, fleet.ErrWrongRegion), errors.Is(err, fleet.ErrForbidden), errors.Is(err, fleet.ErrPrecondition):
+		// Configuration problems: retrying will not help.
+		server.WriteError(w, http.StatusBadGateway, server.CodeUpstreamUnavailable, err.Error())
+	case errors.Is(err, charging.ErrVehicleRead), errors.Is(err, charging.ErrCommand), errors.Is(err, fleet.ErrUpstream),
+		errors.Is(err, fleet.ErrRateLimited), errors.Is(err, charging.ErrAsleep):
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+	case errors.Is(err, charging.ErrPlanStore):
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+	default:
+		return false
+	}
+	return true
+}

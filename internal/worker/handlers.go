@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/logging"
+	"github.com/offpeak-charging/offpeak/internal/server"
+	"github.com/offpeak-charging/offpeak/internal/svcauth"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
+)
+
+// TokenService is what the handlers need of the token manager.
+type TokenService interface {
+	Ensure(ctx context.Context, opts tokens.EnsureOptions) (tokens.Result, error)
+	Migrate(ctx context.Context) (tokens.Result, error)
+	Status() tokens.Status
+	Check(ctx context.Context) (tokens.Status, error)
+}
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Tokens    TokenService
+	Cycle     CycleRunner // nil: /run-cycle answers 503
+	Auth      svcauth.Policy
+	Logger    *zap.Logger
+	ProjectID string
+	Version   string
+}
+
+// NewHandler builds the worker's routes. /health is open (Cloud Run's
+// probes carry no credentials); everything that acts needs an authenticated
+// caller.
+func NewHandler(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = zap.NewNop()
+	}
+	h := &handlers{Deps: d}
+	r := server.NewRouter(d.Logger, d.ProjectID)
+	r.Get("/health", h.health)
+	r.Group(func(r chi.Router) {
+		r.Use(d.Auth.Middleware(d.Logger))
+		r.Post("/refresh-tokens", h.refreshTokens)
+		r.Post("/sync-tokens", h.syncTokens)
+		r.Post("/run-cycle", h.runCycle)
+	})
+	return r
+}
+
+type handlers struct{ Deps }
+
+// HealthResponse is GET /health's answer.
+type HealthResponse struct {
+	Status  string       `json:"status"`
+	Service string       `json:"service"`
+	Version string       `json:"version"`
+	Tokens  TokensHealth `json:"tokens"`
+}
+
+// TokensHealth describes the stored pair without any token value.
+type TokensHealth struct {
+	State         string     `json:"state"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+	LastRefreshAt *time.Time `json:"last_refresh_at"`
+	LastError     string     `json:"last_error"`
+	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+}
+
+func (h *handlers) health(w http.ResponseWriter, r *http.Request) {
+	// From memory by default: a liveness probe must not cost a Secret
+	// Manager access each time. ?check=store reads the store.
+	st := h.Tokens.Status()
+	if r.URL.Query().Get("check") == "store" {
+		var err error
+		if st, err = h.Tokens.Check(r.Context()); err != nil {
+			logging.FromContext(r.Context()).Warn("health store check failed", zap.Error(err))
+		}
+	}
+	server.WriteJSON(w, http.StatusOK, HealthResponse{
+		Status: "ok", Service: "worker", Version: h.Version,
+		Tokens: TokensHealth{
+			State: string(st.State), ExpiresAt: timePtr(st.ExpiresAt), LastRefreshAt: timePtr(st.LastRefreshAt),
+			LastError: st.LastError, CheckedAt: timePtr(st.CheckedAt),
+		},
+	})
+}
+
+// RefreshRequest is POST /refresh-tokens' optional body.
+type RefreshRequest struct {
+	Reason      string `json:"reason,omitempty"`
+	RequestedBy string `json:"requested_by,omitempty"`
+	Force       bool   `json:"force,omitempty"`
+}
+
+// TokenActionResponse answers /refresh-tokens and /sync-tokens.
+type TokenActionResponse struct {
+	Status    string     `json:"status"`
+	Action    string     `json:"action"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	Version   string     `json:"version,omitempty"`
+}
+
+func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
+	var req RefreshRequest
+	if !server.DecodeJSON(w, r, &req, true) {
+		return
+	}
+	log := logging.FromContext(r.Context())
+	log.Info("refresh requested", zap.String("reason", req.Reason), zap.String("requested_by", req.RequestedBy),
+		zap.Bool("force", req.Force), zap.String("caller", svcauth.Caller(r.Context())))
+	res, err := h.Tokens.Ensure(r.Context(), tokens.EnsureOptions{Force: req.Force})
+	h.answerTokens(w, r, res, err)
+}
+
+func (h *handlers) syncTokens(w http.ResponseWriter, r *http.Request) {
+	var req RefreshRequest
+	if !server.DecodeJSON(w, r, &req, true) {
+		return
+	}
+	res, err := h.Tokens.Migrate(r.Context())
+	h.answerTokens(w, r, res, err)
+}
+
+func (h *handlers) answerTokens(w http.ResponseWriter, r *http.Request, res tokens.Result, err error) {
+	if err != nil {
+		writeDomainError(w, r, err)
+		return
+	}
+	logging.FromContext(r.Context()).Info("tokens ensured", zap.String("action", string(res.Action)),
+		zap.Time("expires_at", res.ExpiresAt), zap.String("version", res.Version))
+	server.WriteJSON(w, http.StatusOK, TokenActionResponse{
+		Status: "ok", Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
+	})
+}
+
+// retryAfter is what transient failures tell Scheduler and the scout.
+const retryAfter = 30 * time.Second
+
+// writeDomainError maps the domain's error kinds to the error shape. Domain
+// errors never carry token values, so their text is safe to return.
+func writeDomainError(w http.ResponseWriter, r *http.Request, err error) {
+	log := logging.FromContext(r.Context())
+	switch {
+	case errors.Is(err, tokens.ErrReauthRequired):
+		log.Error("tokens need a new login", zap.Error(err))
+		// Not 5xx: retrying cannot help; a person must run the login.
+		server.WriteError(w, http.StatusConflict, server.CodeReauthRequired,
+			"Tesla no longer accepts any stored refresh token; run `fleetctl login` to log in again")
+	case errors.Is(err, tokens.ErrStoreUnavailable):
+		log.Warn("token store unavailable", zap.Error(err))
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+	case errors.Is(err, tokens.ErrUpstreamUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		log.Warn("upstream unavailable", zap.Error(err))
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+	case errors.Is(err, tokens.ErrMisconfigured):
+		log.Error("misconfigured", zap.Error(err))
+		server.WriteError(w, http.StatusInternalServerError, server.CodeInternal, err.Error())
+	default:
+		if werr := cycleError(w, err); werr {
+			return
+		}
+		log.Error("request failed", zap.Error(err))
+		server.WriteRetryableError(w, http.StatusInternalServerError, server.CodeInternal, "internal error", retryAfter)
+	}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
