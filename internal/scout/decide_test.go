@@ -12,8 +12,12 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 12, 1, 17, 30, 0, 0, time.UTC)
 	ttl := 6 * time.Hour
-	home := func(ready bool) Observation { return Observation{State: "online", AtHome: true, Ready: ready, HasLocation: true} }
-	away := func(ready bool) Observation { return Observation{State: "online", AtHome: false, Ready: ready, HasLocation: true} }
+	home := func(ready bool) Observation {
+		return Observation{State: "online", AtHome: true, Ready: ready, HasLocation: true}
+	}
+	away := func(ready bool) Observation {
+		return Observation{State: "online", AtHome: false, Ready: ready, HasLocation: true}
+	}
 	rec := func(atHome, ready bool) *Record { return &Record{HasData: true, AtHome: atHome, Ready: ready} }
 	withPending := func(r *Record, p Pending) *Record { r.Pending = &p; return r }
 

@@ -44,8 +44,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func newEnv(t *testing.T, vars map[string]string, simOpts fleetsim.Options) *env {
 	t.Helper()
@@ -79,7 +83,11 @@ func newEnv(t *testing.T, vars map[string]string, simOpts fleetsim.Options) *env
 	}
 	logger := logging.New(logging.Options{Output: e.logBuf, Level: zap.DebugLevel})
 	e.app, err = worker.Build(ctx, cfg, worker.Options{Clock: e.clock, Secrets: e.store, Logger: logger, State: state.NewMemory(),
-		ManagerConfig: func(c *tokens.Config) { c.RetryBase = time.Millisecond; c.PersistBudget = 200 * time.Millisecond; c.LeaseWait = 5 * time.Second }})
+		ManagerConfig: func(c *tokens.Config) {
+			c.RetryBase = time.Millisecond
+			c.PersistBudget = 200 * time.Millisecond
+			c.LeaseWait = 5 * time.Second
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,18 +342,18 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"WORKER_AUTH": "token", "WORKER_AUTH_TOKEN": bearerToken}
 	cases := map[string]map[string]string{
-		"WORKER_AUTH_TOKEN":      {"WORKER_AUTH_TOKEN": ""},
-		"ALLOWED_INVOKERS":       {"WORKER_AUTH": "iam"},
-		"WORKER_AUTH":            {"WORKER_AUTH": "open"},
-		"GOOGLE_CLOUD_PROJECT":   {"SECRETS_BACKEND": "gcp"},
-		"SECRETS_BACKEND":        {"SECRETS_BACKEND": "vault"},
-		"TESLA_AUTH_URL":         {"TESLA_AUTH_URL": "fleet-auth"},
-		"TOKEN_REFRESH_BEFORE":   {"TOKEN_REFRESH_BEFORE": "banana"},
-		"STATE_BUCKET":           {"STATE_BACKEND": "gcs"},
-		"TIMEZONE":               {"TIMEZONE": "Mars/Olympus"},
-		"CHARGE_TARGET_PERCENT":  {"CHARGE_TARGET_PERCENT": "150"},
-		"LOG_FORMAT":             {"LOG_FORMAT": "xml"},
-		"HOME_LAT":               {"HOME_LAT": "north"},
+		"WORKER_AUTH_TOKEN":     {"WORKER_AUTH_TOKEN": ""},
+		"ALLOWED_INVOKERS":      {"WORKER_AUTH": "iam"},
+		"WORKER_AUTH":           {"WORKER_AUTH": "open"},
+		"GOOGLE_CLOUD_PROJECT":  {"SECRETS_BACKEND": "gcp"},
+		"SECRETS_BACKEND":       {"SECRETS_BACKEND": "vault"},
+		"TESLA_AUTH_URL":        {"TESLA_AUTH_URL": "fleet-auth"},
+		"TOKEN_REFRESH_BEFORE":  {"TOKEN_REFRESH_BEFORE": "banana"},
+		"STATE_BUCKET":          {"STATE_BACKEND": "gcs"},
+		"TIMEZONE":              {"TIMEZONE": "Mars/Olympus"},
+		"CHARGE_TARGET_PERCENT": {"CHARGE_TARGET_PERCENT": "150"},
+		"LOG_FORMAT":            {"LOG_FORMAT": "xml"},
+		"HOME_LAT":              {"HOME_LAT": "north"},
 	}
 	for want, override := range cases {
 		m := map[string]string{}
