@@ -28,8 +28,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 type fixture struct {
 	t     *testing.T
@@ -309,7 +313,7 @@ func TestWriteFailureAfterRotationIsHealed(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		mem.FailNext("add", nil, 0)
-		f.clock.Advance(23 * time.Hour) // a long outage, still inside Tesla's 24 h grace
+		f.clock.Advance(23 * time.Hour)                                // a long outage, still inside Tesla's 24 h grace
 		res, err := f.manager(nil).Ensure(ctx, tokens.EnsureOptions{}) // a new process: nothing in memory
 		if err != nil || res.Action != tokens.ActionRefreshed {
 			t.Fatalf("after restart = %+v, %v", res, err)
@@ -330,7 +334,7 @@ func TestCorruptLatestIsRecovered(t *testing.T) {
 		t.Run(fmt.Sprintf("%.12q", payload), func(t *testing.T) {
 			f := newFixture(t, nil)
 			f.storePair(f.sim.Login(), t0.Add(-time.Minute)) // v1: good
-			f.add("fleet-tokens", payload)                  // v2: half-written or broken
+			f.add("fleet-tokens", payload)                   // v2: half-written or broken
 			m := f.manager(nil)
 			res, err := m.Ensure(ctx, tokens.EnsureOptions{})
 			if err != nil || res.Action != tokens.ActionMigrated || res.Version != "3" {
