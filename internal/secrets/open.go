@@ -35,6 +35,7 @@ func Open(ctx context.Context, b Backend, clk clock.Clock) (store Store, close f
 		if err != nil {
 			return nil, nil, fmt.Errorf("Secret Manager client: %w", err)
 		}
+		g.Clock = clk
 		return g, g.Close, nil
 	case "memory":
 		return NewMemory(clk), noop, nil

@@ -1,11 +1,13 @@
 package secrets
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,170 +23,263 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
-// GCP is the Secret Manager backend.
-type GCP struct {
-	client  *secretmanager.Client
-	project string
-	clock   clock.Clock
-	// Deadline bounds every call; the client's own default is 60 s, too long
-	// for a request handler.
-	Deadline time.Duration
-}
-
 var _ Store = (*GCP)(nil)
 
-// leaseAnnotation holds "holder|RFC3339 expiry" on the secret while a writer
-// refreshes. Secret Manager has no compare-and-swap on AddSecretVersion, but
-// UpdateSecret honours the secret's etag: that makes the annotation a lock.
-const leaseAnnotation = "offpeak-lease"
+// LeaseAnnotation is the annotation on a Secret that holds the writer lease
+// as "holder|<RFC 3339 expiry>". Secret Manager has no compare-and-swap on
+// AddSecretVersion, but UpdateSecret honours the secret's etag, which makes
+// the annotation a lock.
+const LeaseAnnotation = "offpeak-lease"
+
+// DefaultCallTimeout bounds each Secret Manager call unless GCP.CallTimeout
+// says otherwise; the client's own default (60 s) is too long for a request
+// handler or Cloud Run's 10 s shutdown.
+const DefaultCallTimeout = 10 * time.Second
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// NewGCP connects to Secret Manager for project.
+// GCP is the Google Secret Manager backend. Safe for concurrent use once
+// configured.
+type GCP struct {
+	client  *secretmanager.Client
+	project string
+	owned   bool // Close closes the client only if NewGCP made it
+
+	// CallTimeout bounds every RPC (context.WithTimeout); a shorter deadline
+	// on the caller's context still wins. Set before first use.
+	CallTimeout time.Duration
+	// Clock times lease expiry. Set before first use.
+	Clock clock.Clock
+}
+
+// NewGCP dials Secret Manager for project (id or number). opts go to the
+// client, e.g. smfake's ClientOptions in tests.
 func NewGCP(ctx context.Context, project string, opts ...option.ClientOption) (*GCP, error) {
+	if project == "" {
+		return nil, errors.New("secret manager: project not set")
+	}
 	c, err := secretmanager.NewClient(ctx, opts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("secret manager client: %w", err)
 	}
-	return NewGCPFromClient(c, project, clock.Real{}), nil
+	g := NewGCPFromClient(c, project)
+	g.owned = true
+	return g, nil
 }
 
-// NewGCPFromClient wraps an existing client; clk times the lease.
-func NewGCPFromClient(c *secretmanager.Client, project string, clk clock.Clock) *GCP {
-	if clk == nil {
-		clk = clock.Real{}
-	}
-	return &GCP{client: c, project: project, clock: clk, Deadline: 10 * time.Second}
+// NewGCPFromClient uses an existing client, which stays the caller's to close.
+func NewGCPFromClient(client *secretmanager.Client, project string) *GCP {
+	return &GCP{client: client, project: project, CallTimeout: DefaultCallTimeout, Clock: clock.Real{}}
 }
 
-// Close closes the client.
-func (g *GCP) Close() error { return g.client.Close() }
+// Close closes the client if NewGCP created it.
+func (g *GCP) Close() error {
+	if !g.owned {
+		return nil
+	}
+	return g.client.Close()
+}
 
 func (g *GCP) secretName(secret string) string {
 	return "projects/" + g.project + "/secrets/" + secret
 }
 
-func (g *GCP) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, g.Deadline)
+func (g *GCP) versionName(secret, version string) string {
+	return g.secretName(secret) + "/versions/" + version
 }
 
-// Latest implements Store.
+func (g *GCP) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := g.CallTimeout
+	if d <= 0 {
+		d = DefaultCallTimeout
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (g *GCP) now() time.Time {
+	if g.Clock == nil {
+		return time.Now()
+	}
+	return g.Clock.Now()
+}
+
+// Latest accesses …/versions/latest and reports the version it resolved to.
+// Secret Manager resolves latest whatever the state: a destroyed or disabled
+// newest version is ErrVersionUnavailable, not the next one down.
 func (g *GCP) Latest(ctx context.Context, secret string) (Version, error) {
+	if err := checkSecretName(secret); err != nil {
+		return Version{}, err
+	}
 	return g.access(ctx, secret, "latest")
 }
 
-// Get implements Store.
+// Get accesses one version by number.
 func (g *GCP) Get(ctx context.Context, secret, id string) (Version, error) {
-	if _, err := strconv.Atoi(id); err != nil {
-		return Version{}, fmt.Errorf("access %s/%s: %w", secret, id, ErrNotFound)
+	if err := checkSecretName(secret); err != nil {
+		return Version{}, err
+	}
+	if _, err := parseVersionID(secret, id); err != nil {
+		return Version{}, err
 	}
 	return g.access(ctx, secret, id)
 }
 
-func (g *GCP) access(ctx context.Context, secret, id string) (Version, error) {
-	ctx, cancel := g.ctx(ctx)
+func (g *GCP) access(ctx context.Context, secret, version string) (Version, error) {
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
-	name := g.secretName(secret) + "/versions/" + id
+	name := g.versionName(secret, version)
 	resp, err := g.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name})
 	if err != nil {
-		return Version{}, mapErr("access "+secret+"/"+id, err)
+		return Version{}, mapGCPErr("access "+name, err, ErrVersionUnavailable)
 	}
 	data := resp.GetPayload().GetData()
+	// Secret Manager always sends the checksum; a response without one is
+	// accepted (there is nothing to check), a wrong one is not.
 	if want := resp.GetPayload().DataCrc32C; want != nil && int64(crc32.Checksum(data, castagnoli)) != *want {
-		return Version{}, fmt.Errorf("access %s/%s: %w: CRC32C mismatch", secret, id, ErrCorrupt)
+		return Version{}, fmt.Errorf("access %s: CRC32C mismatch: %w", name, ErrCorrupt)
 	}
-	return Version{Secret: secret, ID: lastSegment(resp.GetName()), Payload: data}, nil
+	id := lastSegment(resp.GetName())
+	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+		return Version{}, fmt.Errorf("access %s: response names no version number (%q): %w", name, resp.GetName(), ErrUnavailable)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return Version{Secret: secret, ID: id, Payload: data}, nil
 }
 
-// Add implements Store.
+// Add appends a version with its CRC32C, so Secret Manager rejects a payload
+// damaged on the way. The secret must exist (creating one needs the admin
+// role and a replication policy: that is deployment's job).
 func (g *GCP) Add(ctx context.Context, secret string, payload []byte) (string, error) {
-	ctx, cancel := g.ctx(ctx)
+	if err := checkSecretName(secret); err != nil {
+		return "", err
+	}
+	if err := checkPayloadSize(secret, payload); err != nil {
+		return "", err
+	}
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
+	parent := g.secretName(secret)
 	sum := int64(crc32.Checksum(payload, castagnoli))
 	v, err := g.client.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
-		Parent:  g.secretName(secret),
+		Parent:  parent,
 		Payload: &secretmanagerpb.SecretPayload{Data: payload, DataCrc32C: &sum},
 	})
 	if err != nil {
-		return "", mapErr("add version to "+secret, err)
+		return "", mapGCPErr("add version to "+parent, err, nil)
 	}
 	return lastSegment(v.GetName()), nil
 }
 
-// Versions implements Store: enabled and disabled versions (both are billed),
-// newest first.
+// Versions lists enabled and disabled versions (both are billed), newest
+// first by number.
 func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error) {
-	ctx, cancel := g.ctx(ctx)
+	if err := checkSecretName(secret); err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
+	parent := g.secretName(secret)
 	it := g.client.ListSecretVersions(ctx, &secretmanagerpb.ListSecretVersionsRequest{
-		Parent: g.secretName(secret), Filter: "state:(ENABLED OR DISABLED)",
+		Parent: parent,
+		Filter: "state:(ENABLED OR DISABLED)",
 	})
-	var out []VersionInfo
+	type numbered struct {
+		n    int64
+		info VersionInfo
+	}
+	var found []numbered
 	for {
 		v, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
-			return nil, mapErr("list versions of "+secret, err)
+			return nil, mapGCPErr("list versions of "+parent, err, nil)
 		}
-		st := StateEnabled
+		var state VersionState
 		switch v.GetState() {
-		case secretmanagerpb.SecretVersion_DESTROYED:
-			continue // a fake or an old server may ignore the filter
+		case secretmanagerpb.SecretVersion_ENABLED:
+			state = StateEnabled
 		case secretmanagerpb.SecretVersion_DISABLED:
-			st = StateDisabled
+			state = StateDisabled
+		default:
+			continue // destroyed: a fake or an old server may ignore the filter
 		}
-		info := VersionInfo{ID: lastSegment(v.GetName()), State: st}
+		id := lastSegment(v.GetName())
+		n, err := strconv.ParseInt(id, 10, 64)
+		if err != nil {
+			continue
+		}
+		info := VersionInfo{ID: id, State: state}
 		if ct := v.GetCreateTime(); ct != nil {
 			info.Created = ct.AsTime()
 		}
-		out = append(out, info)
+		found = append(found, numbered{n, info})
 	}
-	sort.Slice(out, func(i, j int) bool { return versionNum(out[i].ID) > versionNum(out[j].ID) })
+	slices.SortFunc(found, func(a, b numbered) int { return cmp.Compare(b.n, a.n) })
+	out := make([]VersionInfo, len(found))
+	for i, f := range found {
+		out[i] = f.info
+	}
 	return out, nil
 }
 
-// Destroy implements Store.
+// Destroy destroys one version; destroying it again is ErrVersionUnavailable.
 func (g *GCP) Destroy(ctx context.Context, secret, id string) error {
-	ctx, cancel := g.ctx(ctx)
+	if err := checkSecretName(secret); err != nil {
+		return err
+	}
+	if _, err := parseVersionID(secret, id); err != nil {
+		return err
+	}
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
-	_, err := g.client.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{Name: g.secretName(secret) + "/versions/" + id})
-	if err != nil {
-		return mapErr("destroy "+secret+"/"+id, err)
+	name := g.versionName(secret, id)
+	if _, err := g.client.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{Name: name}); err != nil {
+		return mapGCPErr("destroy "+name, err, ErrVersionUnavailable)
 	}
 	return nil
 }
 
-// TryLease implements Store with an etag-guarded annotation on the secret.
-// A holder that crashes loses the lease when ttl runs out.
+// TryLease writes the lease annotation with the etag just read, so of two
+// writers racing for it exactly one wins; the other sees ErrLeaseHeld. The
+// same holder may take it again, which extends it. A holder that crashes
+// loses the lease when ttl runs out on the GCP's Clock.
 func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Duration) (Lease, error) {
-	ctx, cancel := g.ctx(ctx)
-	defer cancel()
-	s, err := g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: g.secretName(secret)})
-	if err != nil {
-		return nil, mapErr("read lease on "+secret, err)
-	}
-	now := g.clock.Now()
-	if h, exp, ok := parseLease(s.GetAnnotations()[leaseAnnotation]); ok && h != holder && now.Before(exp) {
-		return nil, fmt.Errorf("lease %s held by %s until %s: %w", secret, h, exp.Format(time.RFC3339), ErrLeaseHeld)
-	}
-	value := holder + "|" + now.Add(ttl).UTC().Format(time.RFC3339Nano)
-	if err := g.setLease(ctx, s, value); err != nil {
+	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
 	}
-	return &gcpLease{g: g, secret: secret, value: value}, nil
+	ctx, cancel := g.callCtx(ctx)
+	defer cancel()
+	name := g.secretName(secret)
+	s, err := g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
+	if err != nil {
+		return nil, mapGCPErr("read lease on "+name, err, nil)
+	}
+	now := g.now()
+	if h, exp, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); ok && h != holder && now.Before(exp) {
+		return nil, fmt.Errorf("lease on %s held by %s until %s: %w", name, h, exp.Format(time.RFC3339), ErrLeaseHeld)
+	}
+	value := holder + "|" + now.Add(ttl).UTC().Format(time.RFC3339Nano)
+	if err := g.writeLease(ctx, s, value); err != nil {
+		return nil, err
+	}
+	return &gcpLease{g: g, secret: secret, holder: holder}, nil
 }
 
-func (g *GCP) setLease(ctx context.Context, s *secretmanagerpb.Secret, value string) error {
-	ann := map[string]string{}
-	for k, v := range s.GetAnnotations() {
-		ann[k] = v
+// writeLease sets (or, with value "", removes) the lease annotation, keeping
+// the other annotations, guarded by the etag s was read with.
+func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value string) error {
+	ann := maps.Clone(s.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
 	}
 	if value == "" {
-		delete(ann, leaseAnnotation)
+		delete(ann, LeaseAnnotation)
 	} else {
-		ann[leaseAnnotation] = value
+		ann[LeaseAnnotation] = value
 	}
 	_, err := g.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
 		Secret:     &secretmanagerpb.Secret{Name: s.GetName(), Etag: s.GetEtag(), Annotations: ann},
@@ -194,68 +289,97 @@ func (g *GCP) setLease(ctx context.Context, s *secretmanagerpb.Secret, value str
 		return nil
 	}
 	if c := status.Code(err); c == codes.FailedPrecondition || c == codes.Aborted {
-		return fmt.Errorf("lease on %s: another writer updated it first: %w", lastSegment(s.GetName()), ErrLeaseHeld)
+		return fmt.Errorf("lease on %s: changed since read (etag): %w", s.GetName(), &gcpError{kind: ErrLeaseHeld, cause: err})
 	}
-	return mapErr("write lease on "+lastSegment(s.GetName()), err)
+	return mapGCPErr("write lease on "+s.GetName(), err, nil)
 }
 
 type gcpLease struct {
 	g      *GCP
 	secret string
-	value  string
+	holder string
 }
 
-// Release removes the annotation if it is still ours.
+// Release removes the annotation if this holder still has it (after expiry
+// someone else may); a concurrent edit of other annotations is retried.
 func (l *gcpLease) Release(ctx context.Context) error {
-	ctx, cancel := l.g.ctx(ctx)
+	ctx, cancel := l.g.callCtx(ctx)
 	defer cancel()
-	s, err := l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: l.g.secretName(l.secret)})
-	if err != nil {
-		return mapErr("read lease on "+l.secret, err)
+	name := l.g.secretName(l.secret)
+	var err error
+	for range 3 {
+		var s *secretmanagerpb.Secret
+		s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
+		if err != nil {
+			return mapGCPErr("release lease on "+name, err, nil)
+		}
+		if h, _, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || h != l.holder {
+			return nil // expired and taken over, or already released
+		}
+		if err = l.g.writeLease(ctx, s, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
+			return err
+		}
 	}
-	if s.GetAnnotations()[leaseAnnotation] != l.value {
-		return nil // expired and taken over: not ours to remove
-	}
-	return l.g.setLease(ctx, s, "")
+	return fmt.Errorf("release lease on %s: %w", name, err)
 }
 
-func parseLease(v string) (holder string, expires time.Time, ok bool) {
-	h, e, found := strings.Cut(v, "|")
-	if !found {
+// parseLeaseValue splits "holder|expiry" at the last '|'. A value that does
+// not parse is treated as no lease, so a damaged annotation cannot lock the
+// secret forever.
+func parseLeaseValue(v string) (holder string, expiry time.Time, ok bool) {
+	i := strings.LastIndexByte(v, '|')
+	if i <= 0 {
 		return "", time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339Nano, e)
+	t, err := time.Parse(time.RFC3339Nano, v[i+1:])
 	if err != nil {
 		return "", time.Time{}, false
 	}
-	return h, t, true
+	return v[:i], t, true
 }
 
-// mapErr turns a gRPC status into the package's error kinds, keeping the
-// status for errors.As. Secret Manager's messages name resources, never
-// payloads.
-func mapErr(op string, err error) error {
+// gcpError carries both the package's error kind and the original gRPC error,
+// so errors.Is(err, ErrNotFound) and status.Code(err) both work and the
+// status text stays in the message.
+type gcpError struct {
+	kind  error
+	cause error
+}
+
+func (e *gcpError) Error() string   { return e.kind.Error() + ": " + e.cause.Error() }
+func (e *gcpError) Unwrap() []error { return []error{e.kind, e.cause} }
+
+// mapGCPErr maps a client error onto the package's kinds. onPrecondition is
+// the kind for FAILED_PRECONDITION, whose meaning depends on the call (a
+// destroyed or disabled version on access and destroy); nil leaves it
+// unmapped. Secret Manager's messages name resources, never payloads.
+func mapGCPErr(op string, err error, onPrecondition error) error {
 	var kind error
-	switch status.Code(err) {
-	case codes.NotFound:
-		kind = ErrNotFound
-	case codes.FailedPrecondition:
-		kind = ErrVersionUnavailable
-	case codes.PermissionDenied, codes.Unauthenticated:
-		kind = ErrPermissionDenied
-	case codes.DataLoss:
-		kind = ErrCorrupt
-	case codes.InvalidArgument, codes.AlreadyExists, codes.OutOfRange:
-		return fmt.Errorf("%s: %w", op, err)
-	default: // Unavailable, DeadlineExceeded, ResourceExhausted, Internal, Aborted, Unknown, Canceled
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.NotFound:
+			kind = ErrNotFound
+		case codes.FailedPrecondition:
+			kind = onPrecondition
+		case codes.PermissionDenied, codes.Unauthenticated:
+			kind = ErrPermissionDenied
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted,
+			codes.Internal, codes.Aborted, codes.Unknown:
+			kind = ErrUnavailable
+		case codes.DataLoss:
+			kind = ErrCorrupt
+		}
+	} else if errors.Is(err, context.DeadlineExceeded) {
+		// The client's retry loop gives up with the bare context error when
+		// the deadline falls inside a backoff pause.
 		kind = ErrUnavailable
 	}
-	return fmt.Errorf("%s: %w: %w", op, kind, err)
+	if kind == nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w", op, &gcpError{kind: kind, cause: err})
 }
 
 func lastSegment(name string) string {
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		return name[i+1:]
-	}
-	return name
+	return name[strings.LastIndexByte(name, '/')+1:]
 }

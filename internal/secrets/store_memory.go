@@ -3,7 +3,7 @@ package secrets
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -11,217 +11,250 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
-// Memory is an in-process Store for tests. It behaves like Secret Manager
-// where that matters (numbered versions, a destroyed latest fails access)
-// and can be told to fail.
+var _ Store = (*Memory)(nil)
+
+// Memory is an in-process Store for tests. It follows Secret Manager's rules
+// (versions 1, 2, …; a destroyed version keeps its number but loses its
+// payload; latest is the highest number whatever its state) with two
+// conveniences: Add creates an unknown secret, and faults can be injected per
+// operation. Safe for concurrent use.
 type Memory struct {
-	clock clock.Clock
+	clk clock.Clock
 
 	mu      sync.Mutex
-	secrets map[string]*memSecret
-	fail    map[string][]error
+	secrets map[string][]memVersion // index i holds version i+1
+	leases  map[string]memLeaseState
+	faults  map[string]memFault
 	calls   map[string]int
 }
 
-type memSecret struct {
-	versions []memVersion // index i holds version i+1
-	lease    *memLease
-}
-
 type memVersion struct {
-	payload   []byte
-	created   time.Time
-	destroyed bool
+	payload []byte
+	created time.Time
+	state   VersionState
 }
 
-type memLease struct {
-	holder  string
-	expires time.Time
+type memLeaseState struct {
+	holder string
+	expiry time.Time
 }
 
-var _ Store = (*Memory)(nil)
+type memFault struct {
+	err error
+	n   int
+}
 
-// NewMemory returns an empty store on clk.
+// Operation names for Memory.FailNext and Memory.Calls.
+const (
+	OpLatest   = "latest"
+	OpGet      = "get"
+	OpAdd      = "add"
+	OpVersions = "versions"
+	OpDestroy  = "destroy"
+	OpLease    = "lease"
+)
+
+// NewMemory returns an empty Memory store whose leases expire on clk.
 func NewMemory(clk clock.Clock) *Memory {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Memory{clock: clk, secrets: map[string]*memSecret{}, fail: map[string][]error{}, calls: map[string]int{}}
-}
-
-// FailNext makes the next n calls of op ("latest", "get", "add", "versions",
-// "destroy", "lease") fail with err.
-func (m *Memory) FailNext(op string, err error, n int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := 0; i < n; i++ {
-		m.fail[op] = append(m.fail[op], err)
+	return &Memory{
+		clk:     clk,
+		secrets: make(map[string][]memVersion),
+		leases:  make(map[string]memLeaseState),
+		faults:  make(map[string]memFault),
+		calls:   make(map[string]int),
 	}
 }
 
-// Calls counts the calls of op made so far (failed ones included).
+// FailNext makes the next n calls of op (one of the Op… constants: "latest",
+// "get", "add", "versions", "destroy", "lease") fail with err, wrapped, before
+// they touch any state. A later FailNext for the same op replaces the earlier.
+func (m *Memory) FailNext(op string, err error, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n <= 0 || err == nil {
+		delete(m.faults, op)
+		return
+	}
+	m.faults[op] = memFault{err: err, n: n}
+}
+
+// Calls reports how many times op was called, failed calls included.
 func (m *Memory) Calls(op string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.calls[op]
 }
 
-// enter counts a call and returns the injected failure, if any. Callers hold m.mu.
-func (m *Memory) enter(op, secret string) error {
+// begin counts the call and returns an injected fault, if any. Callers hold m.mu.
+func (m *Memory) begin(ctx context.Context, op, secret string) error {
 	m.calls[op]++
-	if q := m.fail[op]; len(q) > 0 {
-		m.fail[op] = q[1:]
-		return fmt.Errorf("%s %s (injected): %w", op, secret, q[0])
+	if f, ok := m.faults[op]; ok {
+		f.n--
+		if f.n <= 0 {
+			delete(m.faults, op)
+		} else {
+			m.faults[op] = f
+		}
+		return fmt.Errorf("memory %s %s: %w", op, secret, f.err)
 	}
-	return nil
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory %s %s: %w", op, secret, err)
+	}
+	return checkSecretName(secret)
 }
 
-// Latest implements Store.
-func (m *Memory) Latest(_ context.Context, secret string) (Version, error) {
+// Latest returns the highest-numbered version; ErrVersionUnavailable if that
+// version is destroyed (as Secret Manager does), ErrNotFound if there is none.
+func (m *Memory) Latest(ctx context.Context, secret string) (Version, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("latest", secret); err != nil {
+	if err := m.begin(ctx, OpLatest, secret); err != nil {
 		return Version{}, err
 	}
-	s, ok := m.secrets[secret]
-	if !ok || len(s.versions) == 0 {
-		return Version{}, fmt.Errorf("access %s/latest: %w", secret, ErrNotFound)
+	versions := m.secrets[secret]
+	if len(versions) == 0 {
+		return Version{}, fmt.Errorf("latest %s: %w", secret, ErrNotFound)
 	}
-	return m.version(secret, s, len(s.versions))
+	return m.read(secret, int64(len(versions)))
 }
 
-// Get implements Store.
-func (m *Memory) Get(_ context.Context, secret, id string) (Version, error) {
+// Get returns version id; ErrVersionUnavailable if it is destroyed.
+func (m *Memory) Get(ctx context.Context, secret, id string) (Version, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("get", secret); err != nil {
+	if err := m.begin(ctx, OpGet, secret); err != nil {
 		return Version{}, err
 	}
-	n, err := strconv.Atoi(id)
-	s, ok := m.secrets[secret]
-	if err != nil || !ok || n < 1 || n > len(s.versions) {
-		return Version{}, fmt.Errorf("access %s/%s: %w", secret, id, ErrNotFound)
+	n, err := parseVersionID(secret, id)
+	if err != nil {
+		return Version{}, err
 	}
-	return m.version(secret, s, n)
+	return m.read(secret, n)
 }
 
-func (m *Memory) version(secret string, s *memSecret, n int) (Version, error) {
-	v := s.versions[n-1]
-	id := strconv.Itoa(n)
-	if v.destroyed {
-		return Version{ID: id}, fmt.Errorf("access %s/%s: %w", secret, id, ErrVersionUnavailable)
+// read returns a copy of version n. Callers hold m.mu.
+func (m *Memory) read(secret string, n int64) (Version, error) {
+	versions := m.secrets[secret]
+	if n > int64(len(versions)) {
+		return Version{}, fmt.Errorf("get %s/%d: %w", secret, n, ErrNotFound)
 	}
-	return Version{Secret: secret, ID: id, Payload: append([]byte(nil), v.payload...), Created: v.created}, nil
+	v := versions[n-1]
+	if v.state != StateEnabled {
+		return Version{}, fmt.Errorf("get %s/%d: %w", secret, n, ErrVersionUnavailable)
+	}
+	return Version{Secret: secret, ID: strconv.FormatInt(n, 10), Payload: slices.Clone(v.payload), Created: v.created}, nil
 }
 
-// Add implements Store; a secret that does not exist yet is created.
-func (m *Memory) Add(_ context.Context, secret string, payload []byte) (string, error) {
+// Add appends a copy of payload as the next version, creating the secret if needed.
+func (m *Memory) Add(ctx context.Context, secret string, payload []byte) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("add", secret); err != nil {
+	if err := m.begin(ctx, OpAdd, secret); err != nil {
 		return "", err
 	}
-	s, ok := m.secrets[secret]
-	if !ok {
-		s = &memSecret{}
-		m.secrets[secret] = s
+	if err := checkPayloadSize(secret, payload); err != nil {
+		return "", err
 	}
-	s.versions = append(s.versions, memVersion{payload: append([]byte(nil), payload...), created: m.clock.Now()})
-	return strconv.Itoa(len(s.versions)), nil
+	p := slices.Clone(payload)
+	if p == nil {
+		p = []byte{}
+	}
+	m.secrets[secret] = append(m.secrets[secret], memVersion{payload: p, created: m.clk.Now(), state: StateEnabled})
+	return strconv.Itoa(len(m.secrets[secret])), nil
 }
 
-// Versions implements Store.
-func (m *Memory) Versions(_ context.Context, secret string) ([]VersionInfo, error) {
+// Versions lists the versions that are not destroyed, newest first.
+func (m *Memory) Versions(ctx context.Context, secret string) ([]VersionInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("versions", secret); err != nil {
+	if err := m.begin(ctx, OpVersions, secret); err != nil {
 		return nil, err
 	}
-	s, ok := m.secrets[secret]
+	versions, ok := m.secrets[secret]
 	if !ok {
-		return nil, fmt.Errorf("list %s: %w", secret, ErrNotFound)
+		return nil, fmt.Errorf("versions %s: %w", secret, ErrNotFound)
 	}
-	var out []VersionInfo
-	for i, v := range s.versions {
-		if !v.destroyed {
-			out = append(out, VersionInfo{ID: strconv.Itoa(i + 1), Created: v.created, State: StateEnabled})
+	var infos []VersionInfo
+	for i := len(versions) - 1; i >= 0; i-- {
+		if versions[i].state == StateDestroyed {
+			continue
 		}
+		infos = append(infos, VersionInfo{ID: strconv.Itoa(i + 1), Created: versions[i].created, State: versions[i].state})
 	}
-	sort.Slice(out, func(i, j int) bool { return versionNum(out[i].ID) > versionNum(out[j].ID) })
-	return out, nil
+	return infos, nil
 }
 
-// Destroy implements Store.
-func (m *Memory) Destroy(_ context.Context, secret, id string) error {
+// Destroy drops the payload of version id for good; destroying it again
+// fails with ErrVersionUnavailable, as in Secret Manager.
+func (m *Memory) Destroy(ctx context.Context, secret, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("destroy", secret); err != nil {
+	if err := m.begin(ctx, OpDestroy, secret); err != nil {
 		return err
 	}
-	n, err := strconv.Atoi(id)
-	s, ok := m.secrets[secret]
-	if err != nil || !ok || n < 1 || n > len(s.versions) {
-		return fmt.Errorf("destroy %s/%s: %w", secret, id, ErrNotFound)
+	n, err := parseVersionID(secret, id)
+	if err != nil {
+		return err
 	}
-	s.versions[n-1] = memVersion{created: s.versions[n-1].created, destroyed: true}
+	versions := m.secrets[secret]
+	if n > int64(len(versions)) {
+		return fmt.Errorf("destroy %s/%d: %w", secret, n, ErrNotFound)
+	}
+	if versions[n-1].state == StateDestroyed {
+		return fmt.Errorf("destroy %s/%d: already destroyed: %w", secret, n, ErrVersionUnavailable)
+	}
+	versions[n-1] = memVersion{created: versions[n-1].created, state: StateDestroyed}
 	return nil
 }
 
-// ActiveVersions counts versions not destroyed (what Secret Manager bills).
+// ActiveVersions counts the versions that are not destroyed (what Secret
+// Manager bills), so tests can check that pruning keeps the count bounded.
 func (m *Memory) ActiveVersions(secret string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	if s, ok := m.secrets[secret]; ok {
-		for _, v := range s.versions {
-			if !v.destroyed {
-				n++
-			}
+	for _, v := range m.secrets[secret] {
+		if v.state != StateDestroyed {
+			n++
 		}
 	}
 	return n
 }
 
-// TryLease implements Store.
-func (m *Memory) TryLease(_ context.Context, secret, holder string, ttl time.Duration) (Lease, error) {
+// TryLease takes the lease unless another holder has an unexpired one; the
+// same holder may take it again (which extends it). The secret need not exist.
+func (m *Memory) TryLease(ctx context.Context, secret, holder string, ttl time.Duration) (Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.enter("lease", secret); err != nil {
+	if err := m.begin(ctx, OpLease, secret); err != nil {
 		return nil, err
 	}
-	s, ok := m.secrets[secret]
-	if !ok {
-		s = &memSecret{}
-		m.secrets[secret] = s
+	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
+		return nil, err
 	}
-	now := m.clock.Now()
-	if s.lease != nil && s.lease.holder != holder && now.Before(s.lease.expires) {
+	now := m.clk.Now()
+	if cur, ok := m.leases[secret]; ok && cur.holder != holder && now.Before(cur.expiry) {
 		return nil, fmt.Errorf("lease %s: %w", secret, ErrLeaseHeld)
 	}
-	l := &memLease{holder: holder, expires: now.Add(ttl)}
-	s.lease = l
-	return memLeaseHandle{m: m, s: s, l: l}, nil
+	m.leases[secret] = memLeaseState{holder: holder, expiry: now.Add(ttl)}
+	return &memLease{m: m, secret: secret, holder: holder}, nil
 }
 
-type memLeaseHandle struct {
-	m *Memory
-	s *memSecret
-	l *memLease
+type memLease struct {
+	m      *Memory
+	secret string
+	holder string
 }
 
-func (h memLeaseHandle) Release(context.Context) error {
-	h.m.mu.Lock()
-	defer h.m.mu.Unlock()
-	if h.s.lease == h.l {
-		h.s.lease = nil
+// Release gives the lease up if this holder still has it; otherwise it does nothing.
+func (l *memLease) Release(context.Context) error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if cur, ok := l.m.leases[l.secret]; ok && cur.holder == l.holder {
+		delete(l.m.leases, l.secret)
 	}
 	return nil
-}
-
-func versionNum(id string) int {
-	n, err := strconv.Atoi(id)
-	if err != nil {
-		return -1
-	}
-	return n
 }
