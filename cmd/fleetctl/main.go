@@ -1,0 +1,19 @@
+// Command fleetctl is the operator CLI for the Tesla tokens: login, status,
+// refresh, migrate, prune and doctor. Everything lives in internal/fleetctl.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/offpeak-charging/offpeak/internal/fleetctl"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := fleetctl.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,345 @@
+// Package fleetctl is the operator CLI: log in to Tesla, show the stored
+// token pair, refresh, migrate and prune it, and diagnose a deployment. It
+// builds the same secret store and the same tokens.Manager as the worker
+// from the same environment variables, so the CLI and the worker can never
+// disagree about the token format or the rules. Run is the whole program;
+// cmd/fleetctl only hands it the process's arguments, environment and
+// standard streams.
+package fleetctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/logging"
+	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
+)
+
+// Exit codes. Scripts branch on them; --help and the README document them.
+const (
+	ExitOK      = 0 // the command did what was asked
+	ExitFailure = 1 // it failed (store, network, Tesla, a doctor check)
+	ExitUsage   = 2 // unknown command, bad flag or argument, invalid configuration
+	ExitReauth  = 3 // Tesla accepts no stored refresh token: run `fleetctl login`
+)
+
+const exitCodesHelp = `Exit codes:
+  0  ok
+  1  failure (secret store, network, Tesla, or a doctor check failed)
+  2  usage: unknown command, bad flag, invalid configuration
+  3  log in again: Tesla rejects every stored refresh token (run fleetctl login)`
+
+// Runner runs fleetctl. Its zero value is the production program; tests
+// set fields to put the CLI on a manual clock or an in-memory store.
+type Runner struct {
+	// Clock is the time source for token expiry and version ages; default clock.Real.
+	Clock clock.Clock
+	// HTTPClient is used for Tesla's token endpoint and the Fleet API;
+	// default a client with a 20 s timeout.
+	HTTPClient *http.Client
+	// Store replaces the configured secret backend (tests with secrets.Memory).
+	Store secrets.Store
+	// ManagerConfig adjusts the token manager after the environment's
+	// settings are applied (tests shorten its waits).
+	ManagerConfig func(*tokens.Config)
+	// OpenBrowser opens a URL for `login --open`; default xdg-open / open.
+	OpenBrowser func(url string) error
+}
+
+// Run is fleetctl: args without the program name, env looks up environment
+// variables (os.Getenv), and the result is the exit code.
+func Run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Runner{}.Run(ctx, args, env, stdin, stdout, stderr)
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	args    string // shown after the command name in usage
+	help    string
+	// flags registers the command's own flags and returns what run needs.
+	flags func(fs *flag.FlagSet) any
+	run   func(ctx context.Context, s *session, opts any) error
+}
+
+func commands() []*command {
+	return []*command{loginCommand(), statusCommand(), refreshCommand(), migrateCommand(), pruneCommand(), doctorCommand()}
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Run runs one fleetctl invocation.
+func (r Runner) Run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if env == nil {
+		env = func(string) string { return "" }
+	}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	if len(args) == 0 {
+		writeTopUsage(stderr)
+		return ExitUsage
+	}
+	switch name := args[0]; name {
+	case "help", "-h", "-help", "--help":
+		if name == "help" && len(args) > 1 {
+			c := findCommand(args[1])
+			if c == nil {
+				fmt.Fprintf(stderr, "fleetctl help: unknown command %q\n\n", args[1])
+				writeTopUsage(stderr)
+				return ExitUsage
+			}
+			fs, _, _, _ := c.flagSet()
+			writeCommandUsage(stdout, c, fs)
+			return ExitOK
+		}
+		writeTopUsage(stdout)
+		return ExitOK
+	}
+	c := findCommand(args[0])
+	if c == nil {
+		if strings.HasPrefix(args[0], "-") {
+			fmt.Fprintf(stderr, "fleetctl: flags go after the command (fleetctl <command> %s)\n\n", args[0])
+		} else {
+			fmt.Fprintf(stderr, "fleetctl: unknown command %q\n\n", args[0])
+		}
+		writeTopUsage(stderr)
+		return ExitUsage
+	}
+	return r.runCommand(ctx, c, args[1:], env, stdin, stdout, stderr)
+}
+
+// common are the flags every command has besides the configuration.
+type common struct {
+	json    bool
+	verbose bool
+}
+
+func (c *command) flagSet() (*flag.FlagSet, *configFlags, *common, any) {
+	fs := flag.NewFlagSet("fleetctl "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var opts any
+	if c.flags != nil {
+		opts = c.flags(fs)
+	}
+	cm := &common{}
+	fs.BoolVar(&cm.json, "json", false, "print one JSON object on stdout instead of text")
+	fs.BoolVar(&cm.verbose, "v", false, "log what the token manager does (to stderr)")
+	cf := addConfigFlags(fs)
+	return fs, cf, cm, opts
+}
+
+func (r Runner) runCommand(ctx context.Context, c *command, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs, cf, cm, opts := c.flagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			writeCommandUsage(stdout, c, fs)
+			return ExitOK
+		}
+		fmt.Fprintf(stderr, "fleetctl %s: %v\n\n", c.name, err)
+		writeCommandUsage(stderr, c, fs)
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fleetctl %s: unexpected argument %q\n\n", c.name, fs.Arg(0))
+		writeCommandUsage(stderr, c, fs)
+		return ExitUsage
+	}
+	s := &session{
+		runner: r, name: c.name, json: cm.json, env: env,
+		stdin: stdin, out: stdout, errOut: stderr, clock: r.Clock,
+	}
+	if s.clock == nil {
+		s.clock = clock.Real{}
+	}
+	level := zapcore.WarnLevel
+	if cm.verbose {
+		level = zapcore.InfoLevel
+	}
+	s.log = logging.New(logging.Options{Format: logging.FormatConsole, Level: level, Service: "fleetctl", Output: stderr})
+	defer func() { _ = s.log.Sync() }()
+	defer s.close()
+
+	cfg, problems := cf.load(env)
+	s.cfg = cfg
+	s.configProblems = problems
+	if len(problems) > 0 && c.name != "doctor" {
+		return s.fail(usageError{errors.Join(problems...)})
+	}
+	if err := c.run(ctx, s, opts); err != nil {
+		return s.fail(err)
+	}
+	return ExitOK
+}
+
+// usageError is reported with ExitUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// errChecksFailed ends doctor with ExitFailure after it printed its findings.
+var errChecksFailed = errors.New("some checks failed")
+
+// exitCode maps an error onto the documented exit codes.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.Is(err, tokens.ErrReauthRequired):
+		return ExitReauth
+	default:
+		return ExitFailure
+	}
+}
+
+// fail reports err (on stderr; with --json also as an object on stdout) and
+// returns its exit code. Errors of the packages used here never carry token
+// values, so printing them is safe.
+func (s *session) fail(err error) int {
+	code := exitCode(err)
+	if errors.Is(err, errChecksFailed) {
+		return code
+	}
+	msg := err.Error()
+	fmt.Fprintf(s.errOut, "fleetctl %s: %s\n", s.name, strings.ReplaceAll(msg, "\n", "\n  "))
+	if code == ExitReauth && !strings.Contains(msg, "fleetctl login") {
+		fmt.Fprintln(s.errOut, "  Log in again: fleetctl login")
+	}
+	if s.json && !s.printedJSON { // stdout stays one object
+		kind := map[int]string{ExitFailure: "failure", ExitUsage: "usage", ExitReauth: "reauth_required"}[code]
+		s.printJSON(map[string]any{"ok": false, "error": msg, "kind": kind, "exit_code": code})
+	}
+	return code
+}
+
+func writeTopUsage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString(`fleetctl: operator CLI for the Tesla tokens of the off-peak charging system.
+It uses the worker's secret store and token manager, configured by the
+worker's environment variables; flags override them.
+
+Usage: fleetctl <command> [flags]
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	b.WriteString("  help     show a command's flags: fleetctl help <command> (or fleetctl <command> --help)\n\nConfiguration (environment variable, flag, default):\n")
+	for _, s := range settings {
+		fl := ""
+		if s.flag != "" {
+			fl = "--" + s.flag
+		}
+		def := s.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(&b, "  %-28s %-16s %s\n", s.env, fl, def)
+	}
+	b.WriteString("\nEvery command takes --json (one JSON object on stdout) and -v (log to stderr).\nToken values are never printed.\n\n")
+	b.WriteString(exitCodesHelp)
+	b.WriteString("\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+func writeCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: fleetctl %s%s [flags]\n\n%s\n\nFlags:\n", c.name, c.args, strings.TrimSpace(c.help))
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprintf(w, "\n%s\n", exitCodesHelp)
+}
+
+// session is one command's run: configuration, streams and the parts built
+// from them.
+type session struct {
+	runner         Runner
+	name           string
+	json           bool
+	env            func(string) string
+	stdin          io.Reader
+	out, errOut    io.Writer
+	clock          clock.Clock
+	log            *zap.Logger
+	cfg            Config
+	configProblems []error
+	printedJSON    bool
+	store          secrets.Store
+	closers        []func() error
+}
+
+func (s *session) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		_ = s.closers[i]()
+	}
+}
+
+// openStore opens the configured secret backend once.
+func (s *session) openStore(ctx context.Context) (secrets.Store, error) {
+	if s.store != nil {
+		return s.store, nil
+	}
+	if s.runner.Store != nil {
+		s.store = s.runner.Store
+		return s.store, nil
+	}
+	st, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: s.cfg.SecretsBackend, Dir: s.cfg.SecretsDir, Project: s.cfg.GoogleCloudProject}, s.clock)
+	if err != nil {
+		return nil, fmt.Errorf("open the %s secret backend: %w", s.cfg.SecretsBackend, err)
+	}
+	s.store = st
+	s.closers = append(s.closers, closeFn)
+	return st, nil
+}
+
+func (s *session) httpClient() *http.Client {
+	if s.runner.HTTPClient != nil {
+		return s.runner.HTTPClient
+	}
+	return &http.Client{Timeout: 20 * time.Second}
+}
+
+func (s *session) exchanger() *tokens.Exchanger {
+	return &tokens.Exchanger{TokenURL: s.cfg.TeslaAuthURL, AuthorizeURL: s.cfg.TeslaAuthorizeURL, HTTPClient: s.httpClient()}
+}
+
+// managerConfig is the worker's mapping of the configuration, with a holder
+// id that says the CLI took the lease, then the runner's adjustments.
+func (s *session) managerConfig() tokens.Config {
+	host, _ := os.Hostname()
+	mcfg := s.cfg.managerConfig(fmt.Sprintf("fleetctl-%s-%d-%d", host, os.Getpid(), time.Now().UnixNano()))
+	if s.runner.ManagerConfig != nil {
+		s.runner.ManagerConfig(&mcfg)
+	}
+	return mcfg
+}
+
+// manager builds the token manager the way the worker does.
+func (s *session) manager(store secrets.Store, mcfg tokens.Config) *tokens.Manager {
+	return tokens.New(store, s.exchanger(), s.clock, s.log.Named("tokens"), mcfg)
+}

@@ -1,0 +1,529 @@
+package fleetctl
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
+)
+
+type loginOptions struct {
+	redirectURI string
+	paste       bool
+	open        bool
+	noBrowser   bool
+	timeout     time.Duration
+}
+
+func loginCommand() *command {
+	return &command{
+		name:    "login",
+		summary: "log in to Tesla in a browser and store the first pair of a new token chain",
+		help: `The authorization-code flow. fleetctl prints Tesla's authorize URL (with the
+scopes this project needs and a random state); you open it, sign in and
+approve. Tesla redirects the browser to the redirect URI with a code:
+  - by default fleetctl listens on a loopback port and the redirect URI is
+    http://127.0.0.1:<port>/callback;
+  - with --redirect-uri http://localhost:8765/callback (a URI registered with
+    your Tesla app) it listens there;
+  - with --paste, or a redirect URI that is not on this machine, paste the
+    URL the browser lands on (or the bare code) on stdin.
+The state is checked, the code exchanged (client id and secret from the
+secret store, audience = TESLA_FLEET_API_URL), and the pair written as a new
+version of fleet-tokens under the worker's lease. A login starts a new
+Tesla token chain: older refresh tokens stop working.
+Instructions go to stderr; the result to stdout.`,
+		flags: func(fs *flag.FlagSet) any {
+			o := &loginOptions{}
+			fs.StringVar(&o.redirectURI, "redirect-uri", "", "redirect URI registered with the Tesla app (env TESLA_REDIRECT_URI; default a loopback listener's http://127.0.0.1:<port>/callback)")
+			fs.BoolVar(&o.paste, "paste", false, "read the redirect URL or the code from stdin instead of listening")
+			fs.BoolVar(&o.open, "open", false, "open the authorize URL with xdg-open / open")
+			fs.BoolVar(&o.noBrowser, "no-browser", false, "only print the authorize URL (overrides --open)")
+			fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the browser or the pasted URL")
+			return o
+		},
+		run: runLogin,
+	}
+}
+
+// loginResult is what a login stored; it carries no token.
+type loginResult struct {
+	OK            bool       `json:"ok"`
+	Secret        string     `json:"secret"`
+	Version       string     `json:"version"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	Scopes        []string   `json:"scopes"`
+	MissingScopes []string   `json:"missing_scopes,omitempty"`
+	Region        string     `json:"region,omitempty"`
+	Subject       string     `json:"subject,omitempty"`
+	RedirectURI   string     `json:"redirect_uri"`
+}
+
+// errStateMismatch: the redirect's state is not the one this login sent —
+// a stale browser tab or a forged redirect. Nothing is exchanged.
+var errStateMismatch = errors.New("the redirect's state does not match this login's: nothing was exchanged or stored (start fleetctl login again and use the URL it prints)")
+
+func runLogin(ctx context.Context, s *session, opts any) error {
+	o := opts.(*loginOptions)
+	if o.redirectURI == "" {
+		o.redirectURI = strings.TrimSpace(s.env("TESLA_REDIRECT_URI"))
+	}
+	if o.timeout <= 0 {
+		return usageError{errors.New("--timeout must be positive")}
+	}
+	var listenAt *url.URL
+	if o.redirectURI != "" {
+		u, err := url.Parse(o.redirectURI)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{fmt.Errorf("--redirect-uri: %q is not an http(s) URL", o.redirectURI)}
+		}
+		if !o.paste && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+			s.notef("The redirect URI %s is not a plain-http loopback address, so fleetctl cannot receive it: paste it instead.", o.redirectURI)
+			o.paste = true
+		}
+		if !o.paste {
+			listenAt = u
+		}
+	} else if o.paste {
+		return usageError{errors.New("--paste needs --redirect-uri (or TESLA_REDIRECT_URI): the redirect URI registered with your Tesla app")}
+	}
+
+	store, err := s.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	mcfg := s.manager(store, s.managerConfig()).Config() // the manager's defaults: lease TTL and wait, secret names
+	client, err := readClient(ctx, store, mcfg)
+	if err != nil {
+		return err
+	}
+	state, err := newState()
+	if err != nil {
+		return err
+	}
+
+	redirect := o.redirectURI
+	var cb *callback
+	if !o.paste {
+		cb, err = listenCallback(listenAt, state)
+		if err != nil {
+			return err
+		}
+		defer cb.close()
+		redirect = cb.redirect
+	}
+	ex := s.exchanger()
+	authURL := ex.AuthCodeURL(client, redirect, state)
+	s.notef("Open this URL in a browser, sign in to Tesla and approve the access:\n\n  %s\n", authURL)
+	if o.open && !o.noBrowser {
+		open := s.runner.OpenBrowser
+		if open == nil {
+			open = openBrowser
+		}
+		if err := open(authURL); err != nil {
+			s.notef("Could not open a browser (%v); open the URL yourself.", err)
+		}
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	var code string
+	if o.paste {
+		s.notef("Then paste the URL your browser was sent to (it starts with %s), or just the code, and press Enter:", redirect)
+		code, err = readPasted(wctx, s.stdin, state)
+	} else {
+		s.notef("Waiting for Tesla to send the browser to %s …", redirect)
+		code, err = cb.wait(wctx)
+	}
+	if err != nil {
+		cb.finish(false, "fleetctl: the login failed: "+err.Error())
+		return fmt.Errorf("login: %w", err)
+	}
+
+	res, err := s.storeLogin(ctx, store, mcfg, client, ex, code, redirect)
+	if err != nil {
+		cb.finish(false, "fleetctl: the login failed: "+err.Error())
+		return fmt.Errorf("login: %w", err)
+	}
+	cb.finish(true, fmt.Sprintf("fleetctl: logged in; the tokens are stored as version %s of %s. You can close this tab.", res.Version, res.Secret))
+
+	if s.json {
+		s.printJSON(res)
+		return nil
+	}
+	now := s.clock.Now()
+	s.printf("logged in: stored %s version %s", res.Secret, res.Version)
+	if res.ExpiresAt != nil {
+		s.printf("expires %s (%s)", stamp(*res.ExpiresAt), relative(*res.ExpiresAt, now))
+	}
+	s.printf("scopes: %s", joinOr(res.Scopes, "unknown"))
+	if len(res.MissingScopes) > 0 {
+		s.printf("warning: Tesla did not grant %s; log in again and approve every scope", strings.Join(res.MissingScopes, " "))
+	}
+	s.printf("region: %s", orUnknown(res.Region))
+	s.printf("subject: %s", orUnknown(res.Subject))
+	return nil
+}
+
+// readClient reads the app's client registration. The authorization-code
+// grant needs the client secret, unlike a refresh.
+func readClient(ctx context.Context, store secrets.Store, mcfg tokens.Config) (tokens.Client, error) {
+	read := func(name string) (string, error) {
+		v, err := store.Latest(ctx, name)
+		if errors.Is(err, secrets.ErrNotFound) {
+			return "", fmt.Errorf("%w: secret %s does not exist: store your Tesla app's value in it first", tokens.ErrMisconfigured, name)
+		}
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", name, err)
+		}
+		value := strings.TrimSpace(string(v.Payload))
+		if value == "" {
+			return "", fmt.Errorf("%w: secret %s is empty", tokens.ErrMisconfigured, name)
+		}
+		return value, nil
+	}
+	id, err := read(mcfg.ClientIDSecret)
+	if err != nil {
+		return tokens.Client{}, err
+	}
+	secret, err := read(mcfg.ClientSecretSecret)
+	if err != nil {
+		return tokens.Client{}, err
+	}
+	return tokens.Client{ID: id, Secret: secret}, nil
+}
+
+// newState is 32 random bytes, base64url: the CSRF guard of the redirect.
+func newState() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random state: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func stateMatches(got, want string) bool {
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// storeLogin exchanges the code and writes the pair. A login starts a new
+// Tesla chain, cycling out the refresh token a worker may be spending right
+// now; so it takes the manager's lease first (waiting up to LeaseWait), and
+// the worker's refresh either finished before (and is superseded by this
+// version) or starts after (and reads this version).
+func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg tokens.Config, client tokens.Client, ex *tokens.Exchanger, code, redirect string) (loginResult, error) {
+	lease, err := s.takeLease(ctx, store, mcfg)
+	if err != nil {
+		return loginResult{}, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = lease.Release(rctx)
+	}()
+
+	iss, err := ex.ExchangeCode(ctx, client, code, redirect, s.cfg.TeslaFleetAPIURL)
+	if err != nil {
+		return loginResult{}, fmt.Errorf("exchange the code: %w", err)
+	}
+	now := s.clock.Now()
+	pair := tokens.Pair{
+		AccessToken:           iss.AccessToken,
+		RefreshToken:          iss.RefreshToken,
+		ExpiresAt:             loginExpiry(iss, now),
+		RefreshTokenCreatedAt: now,
+		TokenType:             iss.TokenType,
+		Scope:                 iss.Scope,
+		UpdatedAt:             now,
+		Source:                "login",
+	}
+	payload, err := pair.Marshal()
+	if err != nil {
+		return loginResult{}, fmt.Errorf("encode tokens: %w", err)
+	}
+	// Tesla has started the new chain; losing this write would lose it, so
+	// transient store failures are retried for a while, like the manager's.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var id string
+	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		id, err = store.Add(wctx, mcfg.FleetSecret, payload)
+		if err == nil || !errors.Is(err, secrets.ErrUnavailable) || !sleepCtx(wctx, wait) {
+			break
+		}
+		s.notef("Storing the tokens failed (%v); retrying …", err)
+	}
+	if err != nil {
+		return loginResult{}, fmt.Errorf("Tesla issued the tokens but storing them in %s failed, so they are lost: %w (log in again once the store works)", mcfg.FleetSecret, err)
+	}
+	cv := viewPair(pair)
+	return loginResult{
+		OK: true, Secret: mcfg.FleetSecret, Version: id, ExpiresAt: timePtr(pair.ExpiresAt),
+		Scopes: nonNil(cv.Scopes), MissingScopes: missingScopes(tokens.Scopes, cv.Scopes),
+		Region: cv.Region, Subject: cv.Subject, RedirectURI: redirect,
+	}, nil
+}
+
+// loginExpiry follows the manager: expires_in on our clock, else the JWT's
+// exp, else Tesla's usual 8 h.
+func loginExpiry(iss tokens.Issued, now time.Time) time.Time {
+	if iss.ExpiresIn > 0 {
+		return now.Add(iss.ExpiresIn).UTC()
+	}
+	if c, err := tokens.ParseClaims(iss.AccessToken); err == nil && !c.ExpiresAt.IsZero() {
+		return c.ExpiresAt
+	}
+	return now.Add(8 * time.Hour).UTC()
+}
+
+// takeLease takes the token manager's writer lease on fleet-tokens, waiting
+// up to LeaseWait while a worker holds it.
+func (s *session) takeLease(ctx context.Context, store secrets.Store, mcfg tokens.Config) (secrets.Lease, error) {
+	wctx, cancel := context.WithTimeout(ctx, mcfg.LeaseWait)
+	defer cancel()
+	told := false
+	for wait := 25 * time.Millisecond; ; wait = min(wait*2, time.Second) {
+		lease, err := store.TryLease(wctx, mcfg.FleetSecret, mcfg.Holder, mcfg.LeaseTTL)
+		if err == nil {
+			return lease, nil
+		}
+		if !errors.Is(err, secrets.ErrLeaseHeld) {
+			return nil, fmt.Errorf("take the lease on %s: %w", mcfg.FleetSecret, err)
+		}
+		if !told {
+			s.notef("Another writer (the worker refreshing?) holds the lease on %s; waiting up to %s …", mcfg.FleetSecret, mcfg.LeaseWait)
+			told = true
+		}
+		if !sleepCtx(wctx, wait) {
+			return nil, fmt.Errorf("%w: %s held for longer than %s; nothing was exchanged, start the login again", tokens.ErrBusy, mcfg.FleetSecret, mcfg.LeaseWait)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// readPasted reads one line from stdin: a redirect URL (its state must
+// match) or a bare code (there is no state to check; the operator copied it
+// from their own browser).
+func readPasted(ctx context.Context, stdin io.Reader, state string) (string, error) {
+	lines := make(chan string, 1)
+	errs := make(chan error, 1)
+	go func() {
+		r := bufio.NewReader(stdin)
+		for {
+			line, err := r.ReadString('\n')
+			if line = strings.TrimSpace(line); line != "" {
+				lines <- line
+				return
+			}
+			if err != nil {
+				errs <- errors.New("nothing was pasted (stdin ended)")
+				return
+			}
+		}
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case err := <-errs:
+		return "", err
+	case <-ctx.Done():
+		return "", fmt.Errorf("no URL or code was pasted in time: %w", ctx.Err())
+	}
+	if !strings.Contains(line, "code=") && !strings.Contains(line, "error=") {
+		if strings.ContainsAny(line, " \t/?&=") {
+			return "", errors.New("the pasted text is neither a redirect URL nor a code")
+		}
+		return line, nil
+	}
+	u, err := url.Parse(line)
+	if err != nil {
+		return "", errors.New("the pasted redirect URL does not parse")
+	}
+	return codeFromQuery(u.Query(), state)
+}
+
+// codeFromQuery checks a redirect's query and returns its code. Tesla's
+// error and error_description are shown; the code never is.
+func codeFromQuery(q url.Values, state string) (string, error) {
+	if e := q.Get("error"); e != "" {
+		msg := "Tesla did not authorize: " + e
+		if d := q.Get("error_description"); d != "" {
+			msg += ": " + d
+		}
+		return "", errors.New(msg)
+	}
+	if !stateMatches(q.Get("state"), state) {
+		return "", errStateMismatch
+	}
+	code := q.Get("code")
+	if code == "" {
+		return "", errors.New("the redirect carries no code")
+	}
+	return code, nil
+}
+
+// callback receives Tesla's redirect on a loopback listener. The first
+// request to the redirect path decides the login; the browser gets its
+// answer once the tokens are stored (or the login failed).
+type callback struct {
+	redirect string
+	path     string
+	state    string
+	srv      *http.Server
+	results  chan callbackResult
+
+	mu      sync.Mutex
+	taken   bool
+	done    chan struct{}
+	ok      bool
+	message string
+	once    sync.Once
+}
+
+type callbackResult struct {
+	code string
+	err  error
+}
+
+func listenCallback(at *url.URL, state string) (*callback, error) {
+	addr, path := "127.0.0.1:0", "/callback"
+	if at != nil {
+		addr = at.Host
+		if at.Port() == "" {
+			addr = net.JoinHostPort(at.Hostname(), "80")
+		}
+		path = at.Path
+		if path == "" {
+			path = "/"
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for the redirect on %s: %w", addr, err)
+	}
+	c := &callback{path: path, state: state, results: make(chan callbackResult, 1), done: make(chan struct{})}
+	if at != nil {
+		c.redirect = at.String()
+	} else {
+		c.redirect = "http://" + ln.Addr().String() + path
+	}
+	c.srv = &http.Server{Handler: http.HandlerFunc(c.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = c.srv.Serve(ln) }()
+	return c, nil
+}
+
+func (c *callback) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != c.path {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("code") == "" && q.Get("error") == "" && q.Get("state") == "" {
+		http.Error(w, "fleetctl: this is not a Tesla redirect", http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	taken := c.taken
+	c.taken = true
+	c.mu.Unlock()
+	if taken {
+		http.Error(w, "fleetctl: this login already received its redirect", http.StatusConflict)
+		return
+	}
+	code, err := codeFromQuery(q, c.state)
+	c.results <- callbackResult{code: code, err: err}
+	select {
+	case <-c.done:
+	case <-r.Context().Done():
+		return
+	}
+	status := http.StatusOK
+	if !c.ok {
+		status = http.StatusBadRequest
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><title>fleetctl login</title><p>%s</p>\n", html.EscapeString(c.message))
+}
+
+func (c *callback) wait(ctx context.Context) (string, error) {
+	select {
+	case res := <-c.results:
+		return res.code, res.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("no redirect arrived at %s in time (--timeout): %w", c.redirect, ctx.Err())
+	}
+}
+
+// finish gives the browser its answer; safe on a nil callback (paste mode).
+func (c *callback) finish(ok bool, message string) {
+	if c == nil {
+		return
+	}
+	c.once.Do(func() {
+		c.ok, c.message = ok, message
+		close(c.done)
+	})
+}
+
+func (c *callback) close() {
+	c.finish(false, "fleetctl: the login was abandoned")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.srv.Shutdown(ctx); err != nil {
+		_ = c.srv.Close()
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// openBrowser starts the platform's URL opener and does not wait for it.
+func openBrowser(u string) error {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", u)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", u)
+	default:
+		cmd = exec.Command("xdg-open", u)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
