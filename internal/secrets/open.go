@@ -33,7 +33,7 @@ func Open(ctx context.Context, b Backend, clk clock.Clock) (store Store, close f
 		}
 		g, err := NewGCP(ctx, b.Project)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Secret Manager client: %w", err)
+			return nil, nil, fmt.Errorf("SECRETS_BACKEND=gcp: %w", err)
 		}
 		g.Clock = clk
 		return g, g.Close, nil
