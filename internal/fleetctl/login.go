@@ -271,7 +271,7 @@ func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg toke
 		s.notef("Storing the tokens failed (%v); retrying …", err)
 	}
 	if err != nil {
-		return loginResult{}, fmt.Errorf("Tesla issued the tokens but storing them in %s failed, so they are lost: %w (log in again once the store works)", mcfg.FleetSecret, err)
+		return loginResult{}, fmt.Errorf("storing the tokens Tesla issued in %s failed, so they are lost: %w (log in again once the store works)", mcfg.FleetSecret, err)
 	}
 	cv := viewPair(pair)
 	return loginResult{

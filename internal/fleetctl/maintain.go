@@ -94,7 +94,7 @@ func (s *session) printResult(res tokens.Result, mcfg tokens.Config) {
 	default:
 		s.printf("nothing to do: %s version %s is valid, %s", mcfg.FleetSecret, res.Version, expiry)
 		if s.name == "refresh" {
-			s.notef("(it is refreshed when less than %s is left; --force refreshes now)", mcfg.RefreshBefore)
+			s.notef("(it is refreshed when less than %s is left; --force refreshes now)", humanDuration(mcfg.RefreshBefore))
 		}
 	}
 }
@@ -155,8 +155,10 @@ is permanent.`,
 			destroyed, perr := m.Prune(ctx)
 			remaining, lerr := store.Versions(ctx, mcfg.FleetSecret)
 			kept := make([]string, 0, len(remaining))
+			keptNames := make([]string, 0, len(remaining))
 			for _, v := range remaining {
 				kept = append(kept, v.ID)
+				keptNames = append(keptNames, "v"+v.ID)
 			}
 			if s.json {
 				out := map[string]any{"ok": perr == nil, "secret": mcfg.FleetSecret, "destroyed": nonNil(destroyed),
@@ -172,11 +174,11 @@ is permanent.`,
 				if len(destroyed) == 0 {
 					s.printf("destroyed nothing")
 				} else {
-					s.printf("destroyed %d version(s) of %s: %s", len(destroyed), mcfg.FleetSecret, strings.Join(destroyed, ", "))
+					s.printf("destroyed %d version(s) of %s: v%s", len(destroyed), mcfg.FleetSecret, strings.Join(destroyed, ", v"))
 				}
-				if lerr == nil {
+				if lerr == nil && len(kept) > 0 {
 					s.printf("kept %d: %s (the newest %d, and every version younger than %s)",
-						len(kept), joinOr(kept, "none"), mcfg.KeepVersions, humanDuration(mcfg.GraceKeep))
+						len(kept), strings.Join(keptNames, ", "), mcfg.KeepVersions, humanDuration(mcfg.GraceKeep))
 				}
 			}
 			if perr != nil {

@@ -29,6 +29,9 @@ func (s *session) notef(format string, args ...any) {
 // relative says how far t is from now: "in 6h12m" or "3m ago".
 func relative(t, now time.Time) string {
 	d := t.Sub(now)
+	if d > -time.Second && d < time.Second {
+		return "just now"
+	}
 	if d >= 0 {
 		return "in " + humanDuration(d)
 	}
@@ -41,9 +44,15 @@ func humanDuration(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
 		d = d.Round(time.Hour)
+		if d%(24*time.Hour) == 0 {
+			return fmt.Sprintf("%dd", d/(24*time.Hour))
+		}
 		return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
 	case d >= time.Hour:
 		d = d.Round(time.Minute)
+		if d%time.Hour == 0 {
+			return fmt.Sprintf("%dh", d/time.Hour)
+		}
 		return fmt.Sprintf("%dh%dm", d/time.Hour, (d%time.Hour)/time.Minute)
 	case d >= time.Minute:
 		d = d.Round(time.Second)

@@ -246,7 +246,7 @@ func printStatus(s *session, rep statusReport, now time.Time) {
 	case l.Adopted != nil && *l.Adopted:
 		s.printf("legacy secret %s: present (already adopted)", l.Secret)
 	default:
-		s.printf("legacy secret %s: present (not adopted: fleetctl migrate would try it)", l.Secret)
+		s.printf("legacy secret %s: present (no stored version came from it; fleetctl migrate would try it)", l.Secret)
 	}
 }
 

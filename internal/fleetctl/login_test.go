@@ -1,0 +1,276 @@
+package fleetctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
+)
+
+// tokenRecorder sits in front of the simulator's token endpoint and keeps
+// the form of each authorization_code request, so the test can check what
+// the CLI sent (audience, redirect_uri, client secret).
+type tokenRecorder struct {
+	mu    sync.Mutex
+	forms []url.Values
+}
+
+func (h *harness) recordTokenRequests() *tokenRecorder {
+	rec := &tokenRecorder{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		rec.mu.Lock()
+		rec.forms = append(rec.forms, form)
+		rec.mu.Unlock()
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		h.sim.Handler().ServeHTTP(w, r)
+	}))
+	h.t.Cleanup(srv.Close)
+	h.vars["TESLA_AUTH_URL"] = srv.URL + "/oauth2/v3/token"
+	return rec
+}
+
+func (r *tokenRecorder) only(t *testing.T) url.Values {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.forms) != 1 {
+		t.Fatalf("token requests = %d, want 1", len(r.forms))
+	}
+	return r.forms[0]
+}
+
+func TestLoginLoopbackEndToEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rec := h.recordTokenRequests()
+	run := h.start("login")
+
+	authURL := run.authorizeURL(t)
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if got := strings.Fields(q.Get("scope")); strings.Join(got, " ") != strings.Join(tokens.Scopes, " ") {
+		t.Errorf("scope = %q, want %q", got, tokens.Scopes)
+	}
+	if st := q.Get("state"); len(st) != 43 || strings.ContainsAny(st, "+/=") {
+		t.Errorf("state %q is not 32 bytes of base64url", st)
+	}
+	redirect := q.Get("redirect_uri")
+	if !strings.HasPrefix(redirect, "http://127.0.0.1:") || !strings.HasSuffix(redirect, "/callback") {
+		t.Errorf("redirect_uri = %q, want the loopback callback", redirect)
+	}
+	if q.Get("client_id") != fleetsim.DefaultClientID || q.Get("response_type") != "code" {
+		t.Errorf("client_id/response_type = %q/%q", q.Get("client_id"), q.Get("response_type"))
+	}
+
+	// The browser: Tesla's authorize page approves and redirects to the
+	// CLI's callback, which answers once the tokens are stored.
+	resp, err := http.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "logged in") {
+		t.Fatalf("callback page: %d %s", resp.StatusCode, page)
+	}
+	if code := run.wait(t); code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, run.stderr.String())
+	}
+
+	pair, ver := h.latest()
+	if ver != "1" || pair.Source != "login" || !h.sim.RefreshTokenAccepted(pair.RefreshToken) {
+		t.Errorf("stored v%s source %q accepted=%v", ver, pair.Source, h.sim.RefreshTokenAccepted(pair.RefreshToken))
+	}
+	if want := h.clock.Now().Add(fleetsim.DefaultAccessTokenTTL); !pair.ExpiresAt.Equal(want) {
+		t.Errorf("expires_at = %s, want %s (expires_in on the clock)", pair.ExpiresAt, want)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeAuthCodeOK); n != 1 {
+		t.Errorf("auth code exchanges = %d, want 1", n)
+	}
+	form := rec.only(t)
+	if form.Get("grant_type") != "authorization_code" || form.Get("audience") != h.url ||
+		form.Get("redirect_uri") != redirect || form.Get("client_secret") != fleetsim.DefaultClientSecret {
+		t.Errorf("token request: grant %q audience %q redirect %q secret sent %v",
+			form.Get("grant_type"), form.Get("audience"), form.Get("redirect_uri"), form.Get("client_secret") != "")
+	}
+	out := run.stdout.String()
+	for _, want := range []string{"logged in: stored fleet-tokens version 1", "region: EU", "subject: " + fleetsim.UserID, "scopes: openid offline_access"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	noLeak(t, append(h.storedTokens(), form.Get("code")), out, run.stderr.String(), string(page))
+}
+
+// pasteLogin runs `login --paste`, plays the browser up to Tesla's redirect
+// and pastes what edit makes of the redirect URL.
+func pasteLogin(t *testing.T, h *harness, edit func(*url.URL) string, extra ...string) (*running, int) {
+	t.Helper()
+	run := h.start(append([]string{"login", "--paste", "--redirect-uri", "https://app.example.com/tesla/callback"}, extra...)...)
+	resp, err := noRedirects.Get(run.authorizeURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if resp.StatusCode != http.StatusFound || err != nil {
+		t.Fatalf("authorize: %d %v", resp.StatusCode, err)
+	}
+	if _, err := io.WriteString(run.stdin, edit(loc)+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	return run, run.wait(t)
+}
+
+func TestLoginPaste(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		edit func(*url.URL) string
+	}{
+		{"redirect URL", func(u *url.URL) string { return u.String() }},
+		{"bare code", func(u *url.URL) string { return u.Query().Get("code") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			var code string
+			run, exit := pasteLogin(t, h, func(u *url.URL) string { code = u.Query().Get("code"); return tc.edit(u) }, "--json")
+			if exit != ExitOK {
+				t.Fatalf("exit %d; stderr:\n%s", exit, run.stderr.String())
+			}
+			var res loginResult
+			if err := json.Unmarshal([]byte(run.stdout.String()), &res); err != nil {
+				t.Fatalf("stdout is not one JSON object: %v\n%s", err, run.stdout.String())
+			}
+			if !res.OK || res.Version != "1" || res.Region != "EU" || res.RedirectURI != "https://app.example.com/tesla/callback" || len(res.MissingScopes) != 0 {
+				t.Errorf("result = %+v", res)
+			}
+			pair, _ := h.latest()
+			if pair.Source != "login" || !h.sim.RefreshTokenAccepted(pair.RefreshToken) {
+				t.Errorf("stored pair source %q accepted=%v", pair.Source, h.sim.RefreshTokenAccepted(pair.RefreshToken))
+			}
+			noLeak(t, append(h.storedTokens(), code), run.stdout.String(), run.stderr.String())
+		})
+	}
+}
+
+func TestLoginWrongStateWritesNothing(t *testing.T) {
+	t.Parallel()
+	t.Run("loopback", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		run := h.start("login")
+		u, _ := url.Parse(run.authorizeURL(t))
+		q := u.Query()
+		q.Set("state", "forged-"+q.Get("state")[:10])
+		u.RawQuery = q.Encode()
+		resp, err := http.Get(u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("callback answered %d, want 400", resp.StatusCode)
+		}
+		if code := run.wait(t); code != ExitFailure {
+			t.Fatalf("exit %d, want %d", code, ExitFailure)
+		}
+		assertNothingStored(t, h)
+		if !strings.Contains(run.stderr.String(), "state does not match") {
+			t.Errorf("stderr does not explain the mismatch:\n%s", run.stderr.String())
+		}
+	})
+	t.Run("paste", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		run, exit := pasteLogin(t, h, func(u *url.URL) string {
+			q := u.Query()
+			q.Set("state", "not-the-state")
+			u.RawQuery = q.Encode()
+			return u.String()
+		})
+		if exit != ExitFailure {
+			t.Fatalf("exit %d, want %d", exit, ExitFailure)
+		}
+		assertNothingStored(t, h)
+		_ = run
+	})
+}
+
+func assertNothingStored(t *testing.T, h *harness) {
+	t.Helper()
+	if _, err := h.store.Latest(context.Background(), "fleet-tokens"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("fleet-tokens: err = %v, want not found", err)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeAuthCodeOK); n != 0 {
+		t.Errorf("auth code exchanges = %d, want 0", n)
+	}
+}
+
+// A login takes the manager's writer lease: while a worker holds it the
+// code is not exchanged (which would start a new chain under the worker's
+// feet), and after the wait nothing has changed.
+func TestLoginWaitsForTheWorkersLease(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.runner.ManagerConfig = func(c *tokens.Config) { c.LeaseWait = 100 * time.Millisecond }
+	lease, err := h.store.TryLease(context.Background(), "fleet-tokens", "worker", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release(context.Background())
+	run, exit := pasteLogin(t, h, func(u *url.URL) string { return u.String() })
+	if exit != ExitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", exit, ExitFailure, run.stderr.String())
+	}
+	assertNothingStored(t, h)
+	if !strings.Contains(run.stderr.String(), "lease") {
+		t.Errorf("stderr does not mention the lease:\n%s", run.stderr.String())
+	}
+}
+
+func TestLoginDeniedAndUsage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	run, exit := pasteLogin(t, h, func(u *url.URL) string {
+		return "https://app.example.com/tesla/callback?error=access_denied&error_description=user+cancelled"
+	})
+	if exit != ExitFailure || !strings.Contains(run.stderr.String(), "Tesla did not authorize: access_denied") {
+		t.Errorf("exit %d; stderr:\n%s", exit, run.stderr.String())
+	}
+	assertNothingStored(t, h)
+
+	if code, _, stderr := h.run("", "login", "--paste"); code != ExitUsage || !strings.Contains(stderr, "--redirect-uri") {
+		t.Errorf("--paste without a redirect URI: exit %d, stderr:\n%s", code, stderr)
+	}
+	if code, _, _ := h.run("", "login", "--redirect-uri", "not a url"); code != ExitUsage {
+		t.Errorf("bad --redirect-uri: exit %d, want %d", code, ExitUsage)
+	}
+}
+
+func TestLoginNeedsClientSecret(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.vars["TESLA_CLIENT_SECRET_SECRET"] = "no-such-secret"
+	code, _, stderr := h.run("", "login", "--paste", "--redirect-uri", "https://app.example.com/cb")
+	if code != ExitFailure || !strings.Contains(stderr, "no-such-secret does not exist") {
+		t.Errorf("exit %d; stderr:\n%s", code, stderr)
+	}
+}

@@ -1,0 +1,165 @@
+package fleetctl
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+)
+
+func TestRefresh(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seedLogin()
+
+	// Valid for 8 h: nothing to do, nothing spent.
+	code, out, errOut := h.run("", "refresh")
+	if code != ExitOK || !strings.Contains(out, "nothing to do: fleet-tokens version 1 is valid") {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
+		t.Fatalf("refreshes = %d, want 0", n)
+	}
+
+	// --force spends the refresh token once and stores the new pair.
+	code, out, errOut = h.run("", "refresh", "--force")
+	if code != ExitOK || !strings.Contains(out, "refreshed: stored fleet-tokens version 2, expires 2026-07-21T18:00:00Z (in 8h)") {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 1 {
+		t.Fatalf("refreshes = %d, want 1", n)
+	}
+	pair, ver := h.latest()
+	if ver != "2" || pair.Source != "refresh" || !h.sim.RefreshTokenAccepted(pair.RefreshToken) {
+		t.Errorf("stored v%s source %q", ver, pair.Source)
+	}
+
+	// Inside the refresh margin a plain refresh is due.
+	h.clock.Advance(7*time.Hour + 40*time.Minute)
+	code, out, errOut = h.run("", "refresh", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	var res struct {
+		OK               bool   `json:"ok"`
+		Action           string `json:"action"`
+		Version          string `json:"version"`
+		ExpiresInSeconds int64  `json:"expires_in_seconds"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if !res.OK || res.Action != "refreshed" || res.Version != "3" || res.ExpiresInSeconds != 8*3600 {
+		t.Errorf("result = %+v", res)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 2 {
+		t.Errorf("refreshes = %d, want 2", n)
+	}
+	noLeak(t, h.storedTokens(), out, errOut)
+}
+
+// When Tesla rejects every stored refresh token (another login cycled the
+// chain out), refresh exits 3: log in again.
+func TestRefreshDeadChainExits3(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seedLogin()
+	h.sim.Login() // a login elsewhere starts a new chain
+	h.clock.Advance(9 * time.Hour)
+
+	code, out, errOut := h.run("", "refresh")
+	if code != ExitReauth {
+		t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, ExitReauth, out, errOut)
+	}
+	if !strings.Contains(errOut, "fleetctl login") {
+		t.Errorf("stderr does not say to log in:\n%s", errOut)
+	}
+	code, out, _ = h.run("", "refresh", "--json")
+	var res struct {
+		OK       bool   `json:"ok"`
+		Kind     string `json:"kind"`
+		ExitCode int    `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != ExitReauth || res.OK || res.Kind != "reauth_required" || res.ExitCode != ExitReauth {
+		t.Errorf("exit %d, result %+v (%v):\n%s", code, res, err, out)
+	}
+	noLeak(t, h.storedTokens(), out, errOut)
+}
+
+func TestMigrateAdoptsTheLegacyTokenOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	legacy := h.sim.Login().RefreshToken // the old system's first login
+	h.put("tesla-refresh-token", legacy)
+
+	code, out, errOut := h.run("", "migrate")
+	if code != ExitOK || !strings.Contains(out, "migrated: stored fleet-tokens version 1") {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	pair, _ := h.latest()
+	if pair.Source != "migrate:legacy" || !h.sim.RefreshTokenAccepted(pair.RefreshToken) {
+		t.Errorf("stored source %q accepted=%v", pair.Source, h.sim.RefreshTokenAccepted(pair.RefreshToken))
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 1 {
+		t.Errorf("refreshes = %d, want 1", n)
+	}
+
+	// Again: the legacy token is known (spent for v1) and is not spent twice.
+	code, out, _ = h.run("", "migrate")
+	if code != ExitOK || !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second migrate: exit %d:\n%s", code, out)
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK) + h.sim.TokenExchanges(fleetsim.OutcomeGraceReuse); n != 1 {
+		t.Errorf("refreshes after the second migrate = %d, want 1", n)
+	}
+	_, out, errOut = h.run("", "status")
+	if !strings.Contains(out, "legacy secret tesla-refresh-token: present (already adopted)") {
+		t.Errorf("status:\n%s", out)
+	}
+	noLeak(t, h.storedTokens(), out, errOut)
+}
+
+func TestPruneKeepsTheGraceWindow(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	// Five versions, aged 60 h, 50 h, 40 h, 24 h and 1 h at the end.
+	for _, step := range []time.Duration{0, 10 * time.Hour, 10 * time.Hour, 16 * time.Hour, 23 * time.Hour} {
+		h.clock.Advance(step)
+		h.seedLogin()
+	}
+	h.clock.Advance(time.Hour)
+
+	if code, _, errOut := h.run("", "prune", "--keep", "0"); code != ExitUsage {
+		t.Errorf("--keep 0: exit %d, want %d; stderr:\n%s", code, ExitUsage, errOut)
+	}
+
+	code, out, errOut := h.run("", "prune", "--keep", "1", "--json")
+	if code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, errOut)
+	}
+	var res struct {
+		Destroyed []string `json:"destroyed"`
+		Kept      []string `json:"kept"`
+		Keep      int      `json:"keep_versions"`
+		Grace     int64    `json:"grace_keep_seconds"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	// v5 is the newest kept; v4 (24 h) is inside the 25 h grace; the rest go.
+	if strings.Join(res.Destroyed, ",") != "3,2,1" || strings.Join(res.Kept, ",") != "5,4" || res.Keep != 1 || res.Grace != 25*3600 {
+		t.Errorf("result = %+v", res)
+	}
+	versions, err := h.store.Versions(context.Background(), "fleet-tokens")
+	if err != nil || len(versions) != 2 {
+		t.Errorf("versions left = %v (%v), want 2", versions, err)
+	}
+
+	code, out, _ = h.run("", "prune")
+	if code != ExitOK || !strings.Contains(out, "destroyed nothing") || !strings.Contains(out, "kept 2: v5, v4 (the newest 3, and every version younger than 25h)") {
+		t.Errorf("second prune: exit %d:\n%s", code, out)
+	}
+}
