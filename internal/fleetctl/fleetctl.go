@@ -176,7 +176,7 @@ func (r Runner) runCommand(ctx context.Context, c *command, args []string, env f
 	if cm.verbose {
 		level = zapcore.InfoLevel
 	}
-	s.log = logging.New(logging.Options{Format: logging.FormatConsole, Level: level, Service: "fleetctl", Output: stderr})
+	s.log = logging.New(logging.Options{Format: logging.FormatConsole, Level: level, Output: stderr})
 	defer func() { _ = s.log.Sync() }()
 	defer s.close()
 

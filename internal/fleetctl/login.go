@@ -154,13 +154,13 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 	}
 	if err != nil {
 		cb.finish(false, "fleetctl: the login failed: "+err.Error())
-		return fmt.Errorf("login: %w", err)
+		return err
 	}
 
 	res, err := s.storeLogin(ctx, store, mcfg, client, ex, code, redirect)
 	if err != nil {
 		cb.finish(false, "fleetctl: the login failed: "+err.Error())
-		return fmt.Errorf("login: %w", err)
+		return err
 	}
 	cb.finish(true, fmt.Sprintf("fleetctl: logged in; the tokens are stored as version %s of %s. You can close this tab.", res.Version, res.Secret))
 

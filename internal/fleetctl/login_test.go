@@ -274,3 +274,42 @@ func TestLoginNeedsClientSecret(t *testing.T) {
 		t.Errorf("exit %d; stderr:\n%s", code, stderr)
 	}
 }
+
+// --open hands the URL to the browser opener (here: a test browser that
+// follows it); --no-browser wins over --open.
+func TestLoginOpen(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	opened := make(chan string, 1)
+	h.runner.OpenBrowser = func(u string) error {
+		opened <- u
+		go func() {
+			if resp, err := http.Get(u); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return nil
+	}
+	run := h.start("login", "--open")
+	printed := run.authorizeURL(t)
+	if code := run.wait(t); code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, run.stderr.String())
+	}
+	if got := <-opened; got != printed {
+		t.Errorf("opened %q, printed %q", got, printed)
+	}
+
+	h.runner.OpenBrowser = func(string) error { t.Error("--no-browser opened a browser"); return nil }
+	run = h.start("login", "--open", "--no-browser")
+	resp, err := http.Get(run.authorizeURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code := run.wait(t); code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, run.stderr.String())
+	}
+	if _, ver := h.latest(); ver != "2" {
+		t.Errorf("latest version %s, want 2 (two logins)", ver)
+	}
+}

@@ -38,7 +38,7 @@ Exit code 3 means no stored refresh token works: run fleetctl login.`,
 			m := s.manager(store, s.managerConfig())
 			res, err := m.Ensure(ctx, tokens.EnsureOptions{Force: o.force})
 			if err != nil {
-				return fmt.Errorf("refresh: %w", err)
+				return err
 			}
 			s.printResult(res, m.Config())
 			return nil
@@ -64,7 +64,7 @@ legacy token that was already adopted is not spent again.`,
 			m := s.manager(store, s.managerConfig())
 			res, err := m.Migrate(ctx)
 			if err != nil {
-				return fmt.Errorf("migrate: %w", err)
+				return err
 			}
 			s.printResult(res, m.Config())
 			return nil
@@ -182,7 +182,7 @@ is permanent.`,
 				}
 			}
 			if perr != nil {
-				return fmt.Errorf("prune: %w", perr)
+				return perr
 			}
 			return nil
 		},

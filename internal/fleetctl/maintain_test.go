@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
 
 func TestRefresh(t *testing.T) {
@@ -161,5 +163,39 @@ func TestPruneKeepsTheGraceWindow(t *testing.T) {
 	code, out, _ = h.run("", "prune")
 	if code != ExitOK || !strings.Contains(out, "destroyed nothing") || !strings.Contains(out, "kept 2: v5, v4 (the newest 3, and every version younger than 25h)") {
 		t.Errorf("second prune: exit %d:\n%s", code, out)
+	}
+}
+
+// On the memory backend: a store that fails is exit 1 (retry later), never
+// 3, and nothing is spent at Tesla while the store cannot be read.
+func TestStoreFailureIsExit1(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	mem := secrets.NewMemory(h.clock)
+	h.runner.Store = mem
+	for _, name := range []string{"tesla-client-id", "tesla-client-secret"} {
+		if _, err := mem.Add(context.Background(), name, []byte(map[string]string{"tesla-client-id": fleetsim.DefaultClientID, "tesla-client-secret": fleetsim.DefaultClientSecret}[name])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := h.sim.Login()
+	payload, _ := tokens.Pair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken, ExpiresAt: h.clock.Now().Add(time.Hour)}.Marshal()
+	if _, err := mem.Add(context.Background(), "fleet-tokens", payload); err != nil {
+		t.Fatal(err)
+	}
+
+	mem.FailNext("latest", secrets.ErrUnavailable, 10)
+	for _, args := range [][]string{{"refresh", "--force"}, {"status"}} {
+		code, _, errOut := h.run("", args...)
+		if code != ExitFailure || !strings.Contains(errOut, "unavailable") {
+			t.Errorf("%v: exit %d, want %d; stderr:\n%s", args, code, ExitFailure, errOut)
+		}
+	}
+	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
+		t.Errorf("refreshes = %d, want 0", n)
+	}
+	mem.FailNext("latest", nil, 0)
+	if code, out, errOut := h.run("", "refresh", "--force"); code != ExitOK || !strings.Contains(out, "refreshed: stored fleet-tokens version 2") {
+		t.Errorf("after the store recovered: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
