@@ -413,29 +413,42 @@ type callbackResult struct {
 }
 
 func listenCallback(at *url.URL, state string) (*callback, error) {
-	addr, path := "127.0.0.1:0", "/callback"
+	addrs, path := []string{"127.0.0.1:0"}, "/callback"
 	if at != nil {
-		addr = at.Host
-		if at.Port() == "" {
-			addr = net.JoinHostPort(at.Hostname(), "80")
+		port := at.Port()
+		if port == "" {
+			port = "80"
+		}
+		addrs = []string{net.JoinHostPort(at.Hostname(), port)}
+		if at.Hostname() == "localhost" {
+			// A browser may resolve localhost to ::1 or to 127.0.0.1: listen on both.
+			addrs = []string{net.JoinHostPort("127.0.0.1", port), net.JoinHostPort("::1", port)}
 		}
 		path = at.Path
 		if path == "" {
 			path = "/"
 		}
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen for the redirect on %s: %w", addr, err)
+	var lns []net.Listener
+	for i, addr := range addrs {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil && i == 0 {
+			return nil, fmt.Errorf("listen for the redirect on %s: %w", addr, err)
+		}
+		if err == nil {
+			lns = append(lns, ln)
+		}
 	}
 	c := &callback{path: path, state: state, results: make(chan callbackResult, 1), done: make(chan struct{})}
 	if at != nil {
 		c.redirect = at.String()
 	} else {
-		c.redirect = "http://" + ln.Addr().String() + path
+		c.redirect = "http://" + lns[0].Addr().String() + path
 	}
 	c.srv = &http.Server{Handler: http.HandlerFunc(c.serve), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = c.srv.Serve(ln) }()
+	for _, ln := range lns {
+		go func() { _ = c.srv.Serve(ln) }()
+	}
 	return c, nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -311,5 +313,35 @@ func TestLoginOpen(t *testing.T) {
 	}
 	if _, ver := h.latest(); ver != "2" {
 		t.Errorf("latest version %s, want 2 (two logins)", ver)
+	}
+}
+
+// A registered loopback redirect URI (localhost with a fixed port) is
+// listened on as given, on the path it names.
+func TestLoginRegisteredLoopbackRedirect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // find a free port
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	redirect := fmt.Sprintf("http://localhost:%d/tesla/done", port)
+	run := h.start("login", "--redirect-uri", redirect)
+	u, _ := url.Parse(run.authorizeURL(t))
+	if got := u.Query().Get("redirect_uri"); got != redirect {
+		t.Errorf("redirect_uri = %q, want %q", got, redirect)
+	}
+	resp, err := http.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code := run.wait(t); code != ExitOK || resp.StatusCode != http.StatusOK {
+		t.Fatalf("exit %d, callback %d; stderr:\n%s", code, resp.StatusCode, run.stderr.String())
+	}
+	if pair, _ := h.latest(); pair.Source != "login" {
+		t.Errorf("source %q", pair.Source)
 	}
 }
