@@ -131,7 +131,7 @@ func NewCycle(v Vehicle, p Planner, store PlanStore, clk Clock, cfg CycleConfig)
 		return nil, &ConfigError{Var: "TIMEZONE", Reason: "no time zone"}
 	}
 	if math.Abs(cfg.Home.Lat) > 90 || math.Abs(cfg.Home.Lon) > 180 || (cfg.Home == LatLon{}) {
-		return nil, &ConfigError{Var: "HOME_LATITUDE/HOME_LONGITUDE", Token: fmt.Sprint(cfg.Home), Reason: "not a home position"}
+		return nil, &ConfigError{Var: "HOME_LAT/HOME_LON", Token: fmt.Sprint(cfg.Home), Reason: "not a home position"}
 	}
 	if cfg.HomeRadiusM == 0 {
 		cfg.HomeRadiusM = DefaultHomeRadiusM

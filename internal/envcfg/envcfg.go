@@ -14,8 +14,14 @@ import (
 )
 
 // Load fills target (a pointer to a struct with `env` tags) from lookup.
+// A variable set to the empty string counts as unset, so `HOME_LAT=` in a
+// deploy file is reported as missing rather than read as 0.
 func Load(ctx context.Context, lookup envconfig.Lookuper, target any) error {
-	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: target, Lookuper: lookup})
+	nonEmpty := envconfig.LookuperFunc(func(key string) (string, bool) {
+		v, ok := lookup.Lookup(key)
+		return v, ok && v != ""
+	})
+	err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: target, Lookuper: nonEmpty})
 	if err == nil {
 		return nil
 	}

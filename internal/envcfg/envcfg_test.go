@@ -26,7 +26,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	cases := map[string]map[string]string{
 		"WAIT":       {"WORKER_URL": "x", "WAIT": "soon"},
 		"HOME_LAT":   {"WORKER_URL": "x", "HOME_LAT": "north"},
-		"WORKER_URL": {},
+		"WORKER_URL": {"WORKER_URL": ""},
 	}
 	for want, env := range cases {
 		var s sample

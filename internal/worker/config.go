@@ -48,8 +48,8 @@ type Config struct {
 
 // ChargingConfig configures the charging cycle behind POST /run-cycle.
 type ChargingConfig struct {
-	HomeLat              float64       `env:"HOME_LAT"`
-	HomeLon              float64       `env:"HOME_LON"`
+	HomeLat              float64       `env:"HOME_LAT, required"`
+	HomeLon              float64       `env:"HOME_LON, required"`
 	HomeRadiusM          float64       `env:"HOME_RADIUS_M, default=100"`
 	TariffWindows        string        `env:"TARIFF_WINDOWS, default=22:00-06:00,13:00-15:00"`
 	TariffWindowsWeekend string        `env:"TARIFF_WINDOWS_WEEKEND"`
@@ -140,6 +140,8 @@ func (c ChargingConfig) validate() error {
 		return fmt.Errorf("HOME_LAT: %v is not a latitude", c.HomeLat)
 	case c.HomeLon < -180 || c.HomeLon > 180:
 		return fmt.Errorf("HOME_LON: %v is not a longitude", c.HomeLon)
+	case c.HomeLat == 0 && c.HomeLon == 0:
+		return fmt.Errorf("HOME_LAT/HOME_LON: 0,0 is in the Gulf of Guinea; set your home's coordinates")
 	case c.HomeRadiusM <= 0:
 		return fmt.Errorf("HOME_RADIUS_M: must be positive metres")
 	case c.ChargeTargetPercent < 1 || c.ChargeTargetPercent > 100:

@@ -340,7 +340,7 @@ func TestIAMModeChecksTheEmail(t *testing.T) {
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
-	base := map[string]string{"WORKER_AUTH": "token", "WORKER_AUTH_TOKEN": bearerToken}
+	base := map[string]string{"WORKER_AUTH": "token", "WORKER_AUTH_TOKEN": bearerToken, "HOME_LAT": "52.2", "HOME_LON": "21.0"}
 	cases := map[string]map[string]string{
 		"WORKER_AUTH_TOKEN":     {"WORKER_AUTH_TOKEN": ""},
 		"ALLOWED_INVOKERS":      {"WORKER_AUTH": "iam"},
@@ -368,7 +368,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("%v: err = %v, want it to name %s", override, err, want)
 		}
 	}
-	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c"}))
+	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c", "HOME_LAT": "52.2", "HOME_LON": "21.0"}))
 	if err != nil || cfg.WorkerAuth != "iam" {
 		t.Errorf("default auth must be iam, never none: %v %v", cfg.WorkerAuth, err)
 	}

@@ -1,0 +1,66 @@
+package devstack
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/scout"
+)
+
+// TestScriptedDay is `make run` without the pauses: one day of ticks through
+// real HTTP between scout, worker and simulator.
+func TestScriptedDay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := Start(ctx, Options{Dir: t.TempDir(), Clock: clock.NewManual(StoryStart)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SeedTokens(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var story bytes.Buffer
+	sum, err := Play(ctx, st, &story, PlayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{scout.ReasonFirstSeen: 1, scout.ReasonUnpluggedAtHome: 1, scout.ReasonArrivedHomeReady: 1}
+	for reason, n := range want {
+		if sum.Triggers[reason] != n {
+			t.Errorf("triggers %s = %d, want %d (all: %v)", reason, sum.Triggers[reason], n, sum.Triggers)
+		}
+	}
+	if sum.Ticks != 96 || sum.FailedTicks != 0 {
+		t.Errorf("ticks %d, failed %d", sum.Ticks, sum.FailedTicks)
+	}
+	if sum.Wakes != 0 {
+		t.Errorf("wakes = %d: nothing in the day needed one", sum.Wakes)
+	}
+	// An 8 h token over 24 h: refreshed by the worker about three times.
+	if sum.TokenExchanges < 2 || sum.TokenExchanges > 4 {
+		t.Errorf("token refreshes = %d, want 2..4", sum.TokenExchanges)
+	}
+	// The scout makes a data call only for an online car: far fewer than one per tick.
+	if sum.DataRequests == 0 || sum.DataRequests > 40 {
+		t.Errorf("billed data requests = %d", sum.DataRequests)
+	}
+	if sum.SchedulesAtEnd == 0 {
+		t.Error("the evening plug-in should have left charge schedules on the car")
+	}
+	p, _, err := st.StoredPair(ctx)
+	if err != nil || !st.Sim.RefreshTokenAccepted(p.RefreshToken) {
+		t.Errorf("token chain not valid at the end of the day: %v", err)
+	}
+	for _, line := range []string{"arrived_home_ready", "refreshed the Tesla tokens", "charge schedule", "summary:"} {
+		if !strings.Contains(story.String(), line) {
+			t.Errorf("the story lacks %q", line)
+		}
+	}
+	if t.Failed() {
+		t.Log(story.String())
+	}
+}
