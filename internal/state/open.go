@@ -31,7 +31,7 @@ func Open(ctx context.Context, b Backend) (Store, func() error, error) {
 		}
 		client, err := storage.NewClient(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("Cloud Storage client: %w", err)
+			return nil, nil, fmt.Errorf("cloud storage client: %w", err)
 		}
 		return NewGCS(client, b.Bucket, b.Prefix), client.Close, nil
 	case "memory":

@@ -172,7 +172,7 @@ func NewClient(ctx context.Context, p Policy, audience string, base *http.Client
 	case ModeIAM:
 		c, err := idtoken.NewClient(ctx, audience)
 		if err != nil {
-			return nil, fmt.Errorf("Google ID token client for %s: %w", audience, err)
+			return nil, fmt.Errorf("google ID token client for %s: %w", audience, err)
 		}
 		c.Timeout = base.Timeout
 		return c, nil

@@ -6,11 +6,11 @@ import "errors"
 var (
 	// ErrReauthRequired is terminal: no refresh token Tesla still accepts is
 	// left anywhere. Only a new browser login fixes it.
-	ErrReauthRequired = errors.New("Tesla rejected every stored refresh token (login_required); log in again with `fleetctl login`")
+	ErrReauthRequired = errors.New("tesla rejected every stored refresh token (login_required); log in again with `fleetctl login`")
 	// ErrUpstreamUnavailable: Tesla's token endpoint failed transiently
 	// (5xx, timeout, malformed answer). Retry later; inside Tesla's 24 h grace
 	// the stored refresh token still works even if Tesla rotated it.
-	ErrUpstreamUnavailable = errors.New("Tesla token endpoint unavailable")
+	ErrUpstreamUnavailable = errors.New("tesla token endpoint unavailable")
 	// ErrStoreUnavailable: the secret store failed; retry later.
 	ErrStoreUnavailable = errors.New("token store unavailable")
 	// ErrBusy: another writer held the refresh lease for longer than the
