@@ -223,110 +223,34 @@ func stateMatches(got, want string) bool {
 	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// storeLogin exchanges the code and writes the pair. A login starts a new
-// Tesla chain, cycling out the refresh token a worker may be spending right
-// now; so it takes the manager's lease first (waiting up to LeaseWait), and
-// the worker's refresh either finished before (and is superseded by this
-// version) or starts after (and reads this version).
+// storeLogin exchanges the code and stores the pair through the token
+// manager, which takes the writer lease first (a login cycles out the token a
+// worker may be refreshing with) and retries the write as it does for a
+// refresh.
 func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg tokens.Config, client tokens.Client, ex *tokens.Exchanger, code, redirect string) (loginResult, error) {
-	lease, err := s.takeLease(ctx, store, mcfg)
+	m := s.manager(store, mcfg)
+	res, err := m.Login(ctx, func(ctx context.Context) (tokens.Issued, error) {
+		iss, err := ex.ExchangeCode(ctx, client, code, redirect, s.cfg.TeslaFleetAPIURL)
+		if err != nil {
+			return tokens.Issued{}, fmt.Errorf("exchange the code: %w", err)
+		}
+		return iss, nil
+	})
+	if errors.Is(err, tokens.ErrBusy) {
+		return loginResult{}, fmt.Errorf("%w: nothing was exchanged, start the login again", err)
+	}
 	if err != nil {
 		return loginResult{}, err
 	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = lease.Release(rctx)
-	}()
-
-	iss, err := ex.ExchangeCode(ctx, client, code, redirect, s.cfg.TeslaFleetAPIURL)
-	if err != nil {
-		return loginResult{}, fmt.Errorf("exchange the code: %w", err)
-	}
-	now := s.clock.Now()
-	pair := tokens.Pair{
-		AccessToken:           iss.AccessToken,
-		RefreshToken:          iss.RefreshToken,
-		ExpiresAt:             loginExpiry(iss, now),
-		RefreshTokenCreatedAt: now,
-		TokenType:             iss.TokenType,
-		Scope:                 iss.Scope,
-		UpdatedAt:             now,
-		Source:                "login",
-	}
-	payload, err := pair.Marshal()
-	if err != nil {
-		return loginResult{}, fmt.Errorf("encode tokens: %w", err)
-	}
-	// Tesla has started the new chain; losing this write would lose it, so
-	// transient store failures are retried for a while, like the manager's.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	var id string
-	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		id, err = store.Add(wctx, mcfg.FleetSecret, payload)
-		if err == nil || !errors.Is(err, secrets.ErrUnavailable) || !sleepCtx(wctx, wait) {
-			break
-		}
-		s.notef("Storing the tokens failed (%v); retrying …", err)
-	}
-	if err != nil {
-		return loginResult{}, fmt.Errorf("storing the tokens Tesla issued in %s failed, so they are lost: %w (log in again once the store works)", mcfg.FleetSecret, err)
-	}
+	pair, _ := m.Current()
 	cv := viewPair(pair)
 	return loginResult{
-		OK: true, Secret: mcfg.FleetSecret, Version: id, ExpiresAt: timePtr(pair.ExpiresAt),
+		OK: true, Secret: mcfg.FleetSecret, Version: res.Version, ExpiresAt: timePtr(res.ExpiresAt),
 		Scopes: nonNil(cv.Scopes), MissingScopes: missingScopes(tokens.Scopes, cv.Scopes),
 		Region: cv.Region, Subject: cv.Subject, RedirectURI: redirect,
 	}, nil
 }
 
-// loginExpiry follows the manager: expires_in on our clock, else the JWT's
-// exp, else Tesla's usual 8 h.
-func loginExpiry(iss tokens.Issued, now time.Time) time.Time {
-	if iss.ExpiresIn > 0 {
-		return now.Add(iss.ExpiresIn).UTC()
-	}
-	if c, err := tokens.ParseClaims(iss.AccessToken); err == nil && !c.ExpiresAt.IsZero() {
-		return c.ExpiresAt
-	}
-	return now.Add(8 * time.Hour).UTC()
-}
-
-// takeLease takes the token manager's writer lease on fleet-tokens, waiting
-// up to LeaseWait while a worker holds it.
-func (s *session) takeLease(ctx context.Context, store secrets.Store, mcfg tokens.Config) (secrets.Lease, error) {
-	wctx, cancel := context.WithTimeout(ctx, mcfg.LeaseWait)
-	defer cancel()
-	told := false
-	for wait := 25 * time.Millisecond; ; wait = min(wait*2, time.Second) {
-		lease, err := store.TryLease(wctx, mcfg.FleetSecret, mcfg.Holder, mcfg.LeaseTTL)
-		if err == nil {
-			return lease, nil
-		}
-		if !errors.Is(err, secrets.ErrLeaseHeld) {
-			return nil, fmt.Errorf("take the lease on %s: %w", mcfg.FleetSecret, err)
-		}
-		if !told {
-			s.notef("Another writer (the worker refreshing?) holds the lease on %s; waiting up to %s …", mcfg.FleetSecret, mcfg.LeaseWait)
-			told = true
-		}
-		if !sleepCtx(wctx, wait) {
-			return nil, fmt.Errorf("%w: %s held for longer than %s; nothing was exchanged, start the login again", tokens.ErrBusy, mcfg.FleetSecret, mcfg.LeaseWait)
-		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // readPasted reads one line from stdin: a redirect URL (its state must
 // match) or a bare code (there is no state to check; the operator copied it

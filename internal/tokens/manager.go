@@ -632,3 +632,35 @@ func versionNumber(id string) int64 {
 	}
 	return n
 }
+
+// Login stores the first pair of a new chain, from an authorization-code
+// exchange (fleetctl login). A login cycles out the refresh token a worker
+// may be spending right now, so it runs under the same lease as a refresh,
+// and its result is persisted the same way: retried, and never reported as
+// stored unless it was. exchange runs only once the lease is held.
+func (m *Manager) Login(ctx context.Context, exchange func(context.Context) (Issued, error)) (Result, error) {
+	return m.fly(ctx, "login", func(fctx context.Context) (Result, error) {
+		lease, _, err := m.acquire(fctx, true)
+		if err != nil {
+			return Result{}, err
+		}
+		defer m.release(lease)
+		_, ver, rerr := m.readLatest(fctx)
+		if errors.Is(rerr, ErrStoreUnavailable) {
+			return Result{}, rerr
+		}
+		iss, err := exchange(fctx)
+		if err != nil {
+			return Result{}, err
+		}
+		now := m.clock.Now()
+		pair := Pair{
+			AccessToken: iss.AccessToken, RefreshToken: iss.RefreshToken, ExpiresAt: m.expiry(iss, now),
+			RefreshTokenCreatedAt: now, TokenType: iss.TokenType, Scope: iss.Scope, UpdatedAt: now, Source: "login",
+		}
+		m.mu.Lock()
+		m.reauth = false
+		m.mu.Unlock()
+		return m.persist(fctx, pair, ver, Pair{})
+	})
+}
