@@ -251,7 +251,6 @@ func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg toke
 	}, nil
 }
 
-
 // readPasted reads one line from stdin: a redirect URL (its state must
 // match) or a bare code (there is no state to check; the operator copied it
 // from their own browser).
