@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/charging"
@@ -160,13 +161,17 @@ func (p PlanStore) SavePlanHash(ctx context.Context, vin, hash string) error {
 	return nil
 }
 
+var leaseSeq atomic.Int64
+
 // AcquireCycle takes the car's cycle lease.
 func (p PlanStore) AcquireCycle(ctx context.Context, vin string, ttl time.Duration) (func(), error) {
 	key := "leases/cycle-" + vin + ".json"
 	now := p.Clock.Now()
-	mine := cycleLease{Holder: p.Holder, ExpiresAt: now.Add(ttl).UTC()}
+	// Each acquisition is its own holder: two requests in one instance must
+	// exclude each other as much as two instances do.
+	mine := cycleLease{Holder: fmt.Sprintf("%s/%d", p.Holder, leaseSeq.Add(1)), ExpiresAt: now.Add(ttl).UTC()}
 	_, err := state.Update(ctx, p.Store, key, func(cur *cycleLease, exists bool) (*cycleLease, error) {
-		if exists && cur.ExpiresAt.After(now) && cur.Holder != p.Holder {
+		if exists && cur.ExpiresAt.After(now) {
 			return nil, charging.ErrCycleBusy
 		}
 		return &mine, nil
@@ -185,7 +190,7 @@ func (p PlanStore) AcquireCycle(ctx context.Context, vin string, ttl time.Durati
 			return
 		}
 		var cur cycleLease
-		if json.Unmarshal(obj.Data, &cur) == nil && cur.Holder == p.Holder && cur.ExpiresAt.Equal(mine.ExpiresAt) {
+		if json.Unmarshal(obj.Data, &cur) == nil && cur.Holder == mine.Holder {
 			_ = p.Store.Delete(rctx, key, obj.Generation)
 		}
 	}, nil

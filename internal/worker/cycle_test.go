@@ -1,0 +1,197 @@
+package worker_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+)
+
+const (
+	testVIN          = "5YJ3E7EB0KF000002"
+	homeLat, homeLon = 52.231838, 21.005995
+)
+
+func (e *env) addCar(mod func(*fleetsim.CarState)) {
+	c := fleetsim.CarState{VIN: testVIN, State: fleetsim.StateOnline, Latitude: homeLat, Longitude: homeLon,
+		BatteryLevel: 40, ChargingState: fleetsim.ChargingStopped, ConnChargeCable: fleetsim.CableIEC, ChargeLimitSOC: 90}
+	if mod != nil {
+		mod(&c)
+	}
+	e.sim.AddCar(c)
+}
+
+// foreignSchedule adds a schedule the way the Tesla app would (an id of its own).
+func (e *env) foreignSchedule(accessToken string, id int64, lat, lon float64) {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"id": id, "days_of_week": "Weekdays", "enabled": true, "start_enabled": true,
+		"end_enabled": false, "start_time": 60, "end_time": 0, "lat": lat, "lon": lon, "one_time": false})
+	req, _ := http.NewRequest("POST", e.sim.URL()+"/api/1/vehicles/"+testVIN+"/command/add_charge_schedule", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		e.t.Fatalf("foreign schedule: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func (e *env) cycle() answer {
+	return e.do("POST", "/run-cycle", `{"vin":"`+testVIN+`","reason":"arrived_home_ready"}`, nil)
+}
+
+func commands(e *env) int { return e.sim.FleetRequests(testVIN, fleetsim.CategoryCommand) }
+
+func ours(list []fleetsim.ChargeSchedule) (n int) {
+	for _, s := range list {
+		if charging.IsOurs(s.ID) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCycleAddsLeavesForeignAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	p := e.seed(8 * time.Hour)
+	e.addCar(nil)
+	e.foreignSchedule(p.AccessToken, 1700000000, homeLat, homeLon) // the owner's own, at home
+	e.foreignSchedule(p.AccessToken, 1700000001, 50.06, 19.94)     // at the office in Kraków
+
+	a := e.cycle()
+	if a.status != 200 || a.body["changed"] != true {
+		t.Fatalf("first cycle: %d %s", a.status, a.raw)
+	}
+	cmds := a.body["commands"].(map[string]any)
+	plan := a.body["plan"].([]any)
+	added := int(cmds["added"].(float64))
+	if added == 0 || len(plan) == 0 {
+		t.Fatalf("nothing planned for a car at 40 %%: %s", a.raw)
+	}
+	list := e.sim.Schedules(testVIN)
+	if ours(list) != added || len(list) != added+2 {
+		t.Errorf("car has %d schedules (%d ours), want %d ours plus the 2 foreign ones", len(list), ours(list), added)
+	}
+	for _, s := range list {
+		if charging.IsOurs(s.ID) && (!s.OneTime || s.DaysOfWeek == 0 || s.DaysOfWeek == 127) {
+			t.Errorf("our schedule %+v must be one-time on a single day", s)
+		}
+	}
+
+	before := commands(e)
+	a = e.cycle()
+	if a.status != 200 || a.body["changed"] != false || commands(e) != before {
+		t.Errorf("second cycle sent %d commands: %s", commands(e)-before, a.raw)
+	}
+
+	// Charged meanwhile: our stale schedules go, the foreign ones stay.
+	if err := e.sim.SetCar(testVIN, func(c *fleetsim.CarState) { c.BatteryLevel = 85; c.State = fleetsim.StateOnline }); err != nil {
+		t.Fatal(err)
+	}
+	a = e.cycle()
+	removed := int(a.body["commands"].(map[string]any)["removed"].(float64))
+	if a.status != 200 || removed != added {
+		t.Errorf("after charging: %s (want %d removed)", a.raw, added)
+	}
+	if list := e.sim.Schedules(testVIN); ours(list) != 0 || len(list) != 2 {
+		t.Errorf("left on the car: %+v", list)
+	}
+	if n := e.sim.FleetRequests(testVIN, fleetsim.CategoryWake); n != 0 {
+		t.Errorf("wakes = %d for a car that was awake", n)
+	}
+}
+
+func TestCycleOnAnAsleepCarChangesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	e.addCar(func(c *fleetsim.CarState) { c.State = fleetsim.StateAsleep })
+	a := e.cycle()
+	if a.status != 200 || a.body["asleep"] != true || a.body["changed"] != false {
+		t.Fatalf("asleep: %d %s", a.status, a.raw)
+	}
+	c := e.sim.Counters().Fleet[testVIN]
+	if c["wake"] != 0 || c["command"] != 0 {
+		t.Errorf("an asleep car got %v", c)
+	}
+}
+
+func TestCycleWakesAtMostOnceWhenTheCarFallsAsleep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	e.addCar(nil)
+	// The read finds the car awake; the first command finds it asleep.
+	e.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 500, Body: `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep"}`, Times: 1})
+	a := e.cycle()
+	if a.status != 200 || a.body["woke"] != true || a.body["changed"] != true {
+		t.Fatalf("cycle: %d %s", a.status, a.raw)
+	}
+	if n := e.sim.FleetRequests(testVIN, fleetsim.CategoryWake); n != 1 {
+		t.Errorf("wakes = %d, want exactly 1", n)
+	}
+	// Asleep at every command: still only one wake, and an error.
+	e2 := newEnv(t, nil, fleetsim.Options{})
+	e2.seed(8 * time.Hour)
+	e2.addCar(nil)
+	e2.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 500, Body: `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep"}`, Times: 10})
+	a = e2.cycle()
+	if a.status < 500 {
+		t.Errorf("a car that never wakes must fail the cycle: %d %s", a.status, a.raw)
+	}
+	if n := e2.sim.FleetRequests(testVIN, fleetsim.CategoryWake); n != 1 {
+		t.Errorf("wakes = %d, want at most 1", n)
+	}
+}
+
+func TestCycleResultFalseIsAFailureAndIsRetried(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	e.addCar(nil)
+	e.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 200, Body: `{"response":{"result":false,"reason":"user_present"}}`, Times: 1})
+	a := e.cycle()
+	if a.status != 503 || errCode(a) != "upstream_unavailable" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("result:false: %d %s", a.status, a.raw)
+	}
+	a = e.cycle()
+	if a.status != 200 || a.body["changed"] != true {
+		t.Fatalf("retry: %d %s", a.status, a.raw)
+	}
+	if ours(e.sim.Schedules(testVIN)) == 0 {
+		t.Error("the retry should have put the schedules on the car")
+	}
+}
+
+func TestConcurrentCyclesSendOneSetOfCommands(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	e.addCar(nil)
+	e.sim.SetLatency(fleetsim.EndpointCommand, 30*time.Millisecond)
+	var wg sync.WaitGroup
+	answers := make([]answer, 4)
+	for i := range answers {
+		wg.Add(1)
+		go func() { defer wg.Done(); answers[i] = e.cycle() }()
+	}
+	wg.Wait()
+	added := 0
+	for _, a := range answers {
+		switch {
+		case a.status == 200:
+			added += int(a.body["commands"].(map[string]any)["added"].(float64))
+		case a.status == 409 && errCode(a) == "busy":
+		default:
+			t.Errorf("unexpected answer %d %s", a.status, a.raw)
+		}
+	}
+	if n := ours(e.sim.Schedules(testVIN)); n != added || commands(e) != added {
+		t.Errorf("schedules %d, add commands %d, reported added %d: want one set", n, commands(e), added)
+	}
+}
