@@ -377,11 +377,8 @@ func (s *Scout) withAuthRetry(ctx context.Context, call func() error) error {
 
 // describeFleetErr adds what to do for the errors an operator must act on.
 func describeFleetErr(err error) error {
-	switch {
-	case errors.Is(err, fleet.ErrWrongRegion):
+	if errors.Is(err, fleet.ErrWrongRegion) {
 		return fmt.Errorf("%w (set TESLA_FLEET_API_URL to the account's region; `fleetctl doctor` tells which)", err)
-	case errors.Is(err, ErrReauthRequired):
-		return err
 	}
 	return err
 }

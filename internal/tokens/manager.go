@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -589,16 +590,8 @@ func clientErr(name string, err error) error {
 	return storeErr("read", name, err)
 }
 
-func trimToken(b []byte) string {
-	s := string(b)
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r' || s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\n') {
-		s = s[1:]
-	}
-	return s
-}
+// trimToken reads a raw secret value: operators paste them with newlines.
+func trimToken(b []byte) string { return strings.TrimSpace(string(b)) }
 
 func isTransientStore(err error) bool { return errors.Is(err, secrets.ErrUnavailable) }
 
