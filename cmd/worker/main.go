@@ -50,7 +50,7 @@ func realMain(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = app.Close() }()
-	logger.Info("worker starting", zap.String("secrets_backend", cfg.SecretsBackend),
+	logger.Info("worker starting", zap.String("secrets_backend", cfg.Secrets.Backend),
 		zap.String("auth", cfg.WorkerAuth), zap.String("fleet_api", cfg.TeslaFleetAPIURL))
 	return server.New(ln, app.Handler, logger, server.Options{}).Serve(ctx)
 }

@@ -66,7 +66,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{Config: cfg}
 	reader := opts.Secrets
 	if reader == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.SecretsBackend, Dir: cfg.SecretsDir, Project: cfg.GoogleCloudProject}, opts.Clock)
+		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +75,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	st := opts.State
 	if st == nil {
-		s, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.StateBackend, Dir: cfg.StateDir, Bucket: cfg.StateBucket})
+		s, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.State.Backend, Dir: cfg.State.Dir, Bucket: cfg.State.Bucket})
 		if err != nil {
 			_ = app.Close()
 			return nil, err
@@ -97,7 +97,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app.Tokens = NewTokenCache(reader, cfg.FleetTokensSecret, wc, opts.Clock, cfg.TokenRefreshBefore, opts.Logger.Named("tokens"))
 	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
 	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, Settings{
-		Home:       Home{Lat: cfg.HomeLat, Lon: cfg.HomeLon, RadiusM: cfg.HomeRadiusM},
+		Home:       Home{Lat: cfg.Home.Lat, Lon: cfg.Home.Lon, RadiusM: cfg.Home.RadiusM},
 		VINs:       cfg.VehicleVINs,
 		PendingTTL: cfg.PendingTriggerTTL,
 	}, opts.Logger)
@@ -108,7 +108,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	app.Handler = NewHandler(HandlerDeps{
 		Scout: app.Scout, Tokens: app.Tokens, Auth: tickPolicy, Logger: opts.Logger,
-		ProjectID: cfg.GoogleCloudProject, Version: opts.Version, TickTimeout: cfg.TickTimeout,
+		ProjectID: cfg.Secrets.Project, Version: opts.Version, TickTimeout: cfg.TickTimeout,
 	})
 	return app, nil
 }

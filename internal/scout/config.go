@@ -3,7 +3,6 @@ package scout
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -20,22 +19,16 @@ type Config struct {
 	Port      string `env:"PORT, default=8080"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
 
-	SecretsBackend     string        `env:"SECRETS_BACKEND, default=file"`
-	SecretsDir         string        `env:"SECRETS_DIR, default=.local/secrets"`
-	GoogleCloudProject string        `env:"GOOGLE_CLOUD_PROJECT"`
+	Secrets            envcfg.Secrets
 	FleetTokensSecret  string        `env:"FLEET_TOKENS_SECRET, default=fleet-tokens"`
 	TokenRefreshBefore time.Duration `env:"TOKEN_REFRESH_BEFORE, default=30m"`
 
 	TeslaFleetAPIURL string   `env:"TESLA_FLEET_API_URL, default=https://fleet-api.prd.eu.vn.cloud.tesla.com"`
 	VehicleVINs      []string `env:"VEHICLE_VINS"`
 
-	HomeLat     float64 `env:"HOME_LAT, required"`
-	HomeLon     float64 `env:"HOME_LON, required"`
-	HomeRadiusM float64 `env:"HOME_RADIUS_M, default=100"`
+	Home envcfg.Home
 
-	StateBackend string `env:"STATE_BACKEND, default=file"`
-	StateDir     string `env:"STATE_DIR, default=.local/state"`
-	StateBucket  string `env:"STATE_BUCKET"`
+	State envcfg.State
 
 	// How the scout calls the worker.
 	WorkerURL       string `env:"WORKER_URL, required"`
@@ -70,31 +63,14 @@ func (c *Config) Validate() error {
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
 		return err
 	}
-	switch c.SecretsBackend {
-	case "file":
-	case "gcp":
-		if c.GoogleCloudProject == "" {
-			return fmt.Errorf("GOOGLE_CLOUD_PROJECT: required when SECRETS_BACKEND=gcp")
+	for _, check := range []func() error{c.Secrets.Validate, c.State.Validate, c.Home.Validate} {
+		if err := check(); err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("SECRETS_BACKEND: %q is not one of file, gcp", c.SecretsBackend)
-	}
-	switch c.StateBackend {
-	case "file":
-		if c.StateDir == "" {
-			return fmt.Errorf("STATE_DIR: required when STATE_BACKEND=file")
-		}
-	case "gcs":
-		if c.StateBucket == "" {
-			return fmt.Errorf("STATE_BUCKET: required when STATE_BACKEND=gcs")
-		}
-	default:
-		return fmt.Errorf("STATE_BACKEND: %q is not one of file, gcs", c.StateBackend)
 	}
 	for name, v := range map[string]*string{"TESLA_FLEET_API_URL": &c.TeslaFleetAPIURL, "WORKER_URL": &c.WorkerURL} {
-		u, err := url.Parse(*v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%s: %q is not an http(s) URL", name, *v)
+		if err := envcfg.CheckURL(name, *v); err != nil {
+			return err
 		}
 		*v = strings.TrimRight(*v, "/")
 	}
@@ -106,14 +82,6 @@ func (c *Config) Validate() error {
 		c.VehicleVINs[i] = vin
 	}
 	switch {
-	case c.HomeLat < -90 || c.HomeLat > 90:
-		return fmt.Errorf("HOME_LAT: %v is not a latitude", c.HomeLat)
-	case c.HomeLon < -180 || c.HomeLon > 180:
-		return fmt.Errorf("HOME_LON: %v is not a longitude", c.HomeLon)
-	case c.HomeLat == 0 && c.HomeLon == 0:
-		return fmt.Errorf("HOME_LAT/HOME_LON: 0,0 is in the Gulf of Guinea; set your home's coordinates")
-	case c.HomeRadiusM <= 0 || c.HomeRadiusM > 10000:
-		return fmt.Errorf("HOME_RADIUS_M: %v must be between 0 and 10000 metres", c.HomeRadiusM)
 	case c.TokenRefreshBefore <= 0 || c.TokenRefreshBefore >= 8*time.Hour:
 		return fmt.Errorf("TOKEN_REFRESH_BEFORE: %s must be between 0 and 8h", c.TokenRefreshBefore)
 	case c.PendingTriggerTTL <= 0:

@@ -68,7 +68,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{Config: cfg}
 	store := opts.Secrets
 	if store == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.SecretsBackend, Dir: cfg.SecretsDir, Project: cfg.GoogleCloudProject}, opts.Clock)
+		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -106,7 +106,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	app.Handler = NewHandler(Deps{
 		Tokens: app.Tokens, Cycle: cycle, Auth: policy, Logger: opts.Logger,
-		ProjectID: cfg.GoogleCloudProject, Version: opts.Version,
+		ProjectID: cfg.Secrets.Project, Version: opts.Version,
 	})
 	return app, nil
 }
@@ -146,7 +146,7 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	stateStore := opts.State
 	closeState := func() error { return nil }
 	if stateStore == nil {
-		s, closeFn, err := state.Open(ctx, state.Backend{Kind: c.StateBackend, Dir: c.StateDir, Bucket: c.StateBucket})
+		s, closeFn, err := state.Open(ctx, state.Backend{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -155,8 +155,8 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	client := fleet.New(cfg.TeslaFleetAPIURL, tm,
 		fleet.WithCommandURL(cfg.TeslaCommandURL), fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
 	ccfg := charging.CycleConfig{
-		Home:        charging.LatLon{Lat: c.HomeLat, Lon: c.HomeLon},
-		HomeRadiusM: c.HomeRadiusM,
+		Home:        charging.LatLon{Lat: c.Home.Lat, Lon: c.Home.Lon},
+		HomeRadiusM: c.Home.RadiusM,
 		Location:    loc,
 		Charge: charging.ChargeSettings{
 			TargetPercent: c.ChargeTargetPercent, FloorPercent: c.ChargeFloorPercent,

@@ -6,7 +6,6 @@ package worker
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -24,9 +23,7 @@ type Config struct {
 	Port      string `env:"PORT, default=8080"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
 
-	SecretsBackend     string `env:"SECRETS_BACKEND, default=file"`
-	SecretsDir         string `env:"SECRETS_DIR, default=.local/secrets"`
-	GoogleCloudProject string `env:"GOOGLE_CLOUD_PROJECT"`
+	Secrets envcfg.Secrets
 
 	FleetTokensSecret        string        `env:"FLEET_TOKENS_SECRET, default=fleet-tokens"`
 	ClientIDSecret           string        `env:"TESLA_CLIENT_ID_SECRET, default=tesla-client-id"`
@@ -48,9 +45,7 @@ type Config struct {
 
 // ChargingConfig configures the charging cycle behind POST /run-cycle.
 type ChargingConfig struct {
-	HomeLat              float64       `env:"HOME_LAT, required"`
-	HomeLon              float64       `env:"HOME_LON, required"`
-	HomeRadiusM          float64       `env:"HOME_RADIUS_M, default=100"`
+	Home                 envcfg.Home
 	TariffWindows        string        `env:"TARIFF_WINDOWS, default=22:00-06:00,13:00-15:00"`
 	TariffWindowsWeekend string        `env:"TARIFF_WINDOWS_WEEKEND"`
 	TariffHolidays       string        `env:"TARIFF_HOLIDAYS"`
@@ -65,9 +60,7 @@ type ChargingConfig struct {
 	PlannerURL           string        `env:"PLANNER_URL"`
 	PlannerAPIKeySecret  string        `env:"PLANNER_API_KEY_SECRET, default=planner-api-key"`
 	PlannerDailyQuota    int           `env:"PLANNER_DAILY_QUOTA, default=30"`
-	StateBackend         string        `env:"STATE_BACKEND, default=file"`
-	StateDir             string        `env:"STATE_DIR, default=.local/state"`
-	StateBucket          string        `env:"STATE_BUCKET"`
+	State                envcfg.State
 }
 
 // LoadConfig reads the configuration from lookup (the process environment
@@ -88,23 +81,14 @@ func (c *Config) Validate() error {
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
 		return err
 	}
-	switch c.SecretsBackend {
-	case "file":
-		if c.SecretsDir == "" {
-			return fmt.Errorf("SECRETS_DIR: required when SECRETS_BACKEND=file")
-		}
-	case "gcp":
-		if c.GoogleCloudProject == "" {
-			return fmt.Errorf("GOOGLE_CLOUD_PROJECT: required when SECRETS_BACKEND=gcp")
-		}
-	default:
-		return fmt.Errorf("SECRETS_BACKEND: %q is not one of file, gcp", c.SecretsBackend)
+	if err := c.Secrets.Validate(); err != nil {
+		return err
 	}
 	for name, v := range map[string]*string{"TESLA_AUTH_URL": &c.TeslaAuthURL, "TESLA_FLEET_API_URL": &c.TeslaFleetAPIURL, "TESLA_COMMAND_URL": &c.TeslaCommandURL} {
 		if *v == "" && name == "TESLA_COMMAND_URL" {
 			continue
 		}
-		if err := checkURL(name, *v); err != nil {
+		if err := envcfg.CheckURL(name, *v); err != nil {
 			return err
 		}
 		*v = strings.TrimRight(*v, "/")
@@ -135,15 +119,13 @@ func (c Config) AuthPolicy() (svcauth.Policy, error) {
 }
 
 func (c ChargingConfig) validate() error {
+	if err := c.Home.Validate(); err != nil {
+		return err
+	}
+	if err := c.State.Validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.HomeLat < -90 || c.HomeLat > 90:
-		return fmt.Errorf("HOME_LAT: %v is not a latitude", c.HomeLat)
-	case c.HomeLon < -180 || c.HomeLon > 180:
-		return fmt.Errorf("HOME_LON: %v is not a longitude", c.HomeLon)
-	case c.HomeLat == 0 && c.HomeLon == 0:
-		return fmt.Errorf("HOME_LAT/HOME_LON: 0,0 is in the Gulf of Guinea; set your home's coordinates")
-	case c.HomeRadiusM <= 0:
-		return fmt.Errorf("HOME_RADIUS_M: must be positive metres")
 	case c.ChargeTargetPercent < 1 || c.ChargeTargetPercent > 100:
 		return fmt.Errorf("CHARGE_TARGET_PERCENT: %d is not 1..100", c.ChargeTargetPercent)
 	case c.ChargeFloorPercent < 0 || c.ChargeFloorPercent > c.ChargeTargetPercent:
@@ -163,29 +145,9 @@ func (c ChargingConfig) validate() error {
 		return fmt.Errorf("TIMEZONE: %q: %w", c.Timezone, err)
 	}
 	if c.PlannerURL != "" {
-		if err := checkURL("PLANNER_URL", c.PlannerURL); err != nil {
+		if err := envcfg.CheckURL("PLANNER_URL", c.PlannerURL); err != nil {
 			return err
 		}
-	}
-	switch c.StateBackend {
-	case "file":
-		if c.StateDir == "" {
-			return fmt.Errorf("STATE_DIR: required when STATE_BACKEND=file")
-		}
-	case "gcs":
-		if c.StateBucket == "" {
-			return fmt.Errorf("STATE_BUCKET: required when STATE_BACKEND=gcs")
-		}
-	default:
-		return fmt.Errorf("STATE_BACKEND: %q is not one of file, gcs", c.StateBackend)
-	}
-	return nil
-}
-
-func checkURL(name, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
 	}
 	return nil
 }
