@@ -232,6 +232,9 @@ func printStatus(s *session, rep statusReport, now time.Time) {
 			age := "age unknown"
 			if v.Created != nil {
 				age = humanDuration(now.Sub(*v.Created)) + " old"
+				if v.Created.After(now.Add(time.Minute)) {
+					age = "dated " + relative(*v.Created, now) + ": clock skew?"
+				}
 			}
 			parts = append(parts, fmt.Sprintf("v%s (%s)", v.ID, age))
 		}
