@@ -326,11 +326,12 @@ type answer struct {
 // post calls an instance directly (not through the gate).
 func (r *rig) post(in *instance, path string, body any) answer {
 	r.t.Helper()
-	return postJSON(r.t, in.srv.URL+path, body)
+	return postJSON(in.srv.URL+path, body)
 }
 
-func postJSON(t testing.TB, u string, body any) answer {
-	t.Helper()
+// postJSON posts body as JSON with the shared bearer; a transport failure
+// is an answer with status 0.
+func postJSON(u string, body any) answer {
 	var rd io.Reader = http.NoBody
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -338,7 +339,7 @@ func postJSON(t testing.TB, u string, body any) answer {
 	}
 	req, err := http.NewRequest(http.MethodPost, u, rd)
 	if err != nil {
-		t.Fatal(err)
+		return answer{body: err.Error()}
 	}
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
