@@ -402,9 +402,9 @@ func (r *rig) versionCount() int {
 //     stored token again and Tesla issues a new pair.
 //
 // Anything else — the stored token cycled out, or nothing usable stored —
-// is a lost rotation: only a new login would repair it. headRequired asks
-// for the stricter state after a healing refresh with no faults: the stored
-// token must then be exactly Tesla's newest.
+// is a lost rotation. headRequired asks for the stricter state after a
+// healing refresh with no faults: the stored token must then be exactly
+// Tesla's newest.
 func (r *rig) lostRotation(headRequired bool) string {
 	p, id := r.stored()
 	newest := r.sim.NewestRefreshToken()
@@ -417,6 +417,32 @@ func (r *rig) lostRotation(headRequired bool) string {
 		return fmt.Sprintf("after a healing refresh fleet-tokens/%s is not Tesla's newest refresh token", id)
 	}
 	return ""
+}
+
+// recoverable reports whether the worker's recovery could still save the
+// chain without a login: some refresh token among the newest stored
+// versions it would try (tokens.Config.MaxRecoveryTries, 10) is accepted.
+// A chain that fails lostRotation but is recoverable costs one
+// login_required answer at the next refresh; one that is not recoverable
+// needs a person to run `fleetctl login` — a re-login.
+func (r *rig) recoverable() bool {
+	versions, err := r.mem.Versions(r.ctx, "fleet-tokens")
+	if err != nil {
+		return false
+	}
+	for i, v := range versions {
+		if i >= 10 {
+			break
+		}
+		sv, err := r.mem.Get(r.ctx, "fleet-tokens", v.ID)
+		if err != nil {
+			continue
+		}
+		if p, err := tokens.ParsePair(sv.Payload); err == nil && r.sim.RefreshTokenAccepted(p.RefreshToken) {
+			return true
+		}
+	}
+	return false
 }
 
 // exchanges sums the simulator's token-endpoint outcomes that issued a pair.
