@@ -153,7 +153,9 @@ func (r *rig) randomRound(rng *rand.Rand) roundPlan {
 		r.setCar(homePlugged)
 		note("car home, plugged in")
 	case 2:
-		r.setCar(func(c *fleetsim.CarState) { c.ConnChargeCable, c.ChargingState = fleetsim.CableUnplugged, fleetsim.ChargingDisconnected })
+		r.setCar(func(c *fleetsim.CarState) {
+			c.ConnChargeCable, c.ChargingState = fleetsim.CableUnplugged, fleetsim.ChargingDisconnected
+		})
 		note("car unplugged")
 	case 3:
 		r.setCar(func(*fleetsim.CarState) {})
@@ -248,4 +250,3 @@ func (r *rig) randomRound(rng *rand.Rand) roundPlan {
 	}
 	return p
 }
-
