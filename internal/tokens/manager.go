@@ -129,7 +129,8 @@ type Manager struct {
 	client    *Client      // cached client registration
 	current   *Pair        // last pair seen in or written to the store
 	curVer    string       // its version
-	pending   *pendingPair // issued by Tesla, not yet stored
+	pending   *Pair       // issued by Tesla, not yet stored
+	writer    chan struct{} // one lease holder per process: see acquire
 	checked   time.Time
 	missing   bool
 	reauth    bool
@@ -137,21 +138,20 @@ type Manager struct {
 	lastRefr  time.Time
 }
 
-// pendingPair is a pair Tesla issued whose store write failed. It is the
-// newest link of the chain, so the next attempt stores it instead of spending
-// another refresh — unless someone else wrote since (base changed), in which
-// case it has been cycled out and is dropped.
-type pendingPair struct {
-	pair Pair
-	base string
-}
+// A pair Tesla issued whose store write failed is kept as pending. It is not
+// stored later as it is: while it waited, another instance may have spent the
+// same stored refresh token again inside Tesla's grace, which cycles the
+// pending pair out, and nothing in the store would tell. The next attempt
+// spends the stored token again instead (safe inside the 24 h grace); the
+// pending refresh token is only a recovery candidate, tried with a real
+// exchange, for when the stored one is dead.
 
 // New builds a Manager.
 func New(store Store, endpoint TokenEndpoint, clock Clock, logger *zap.Logger, cfg Config) *Manager {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Manager{store: store, endpoint: endpoint, clock: clock, log: logger, cfg: cfg.withDefaults()}
+	return &Manager{store: store, endpoint: endpoint, clock: clock, log: logger, cfg: cfg.withDefaults(), writer: make(chan struct{}, 1)}
 }
 
 // Config returns the effective configuration.
@@ -216,7 +216,7 @@ func (m *Manager) ensure(ctx context.Context, force bool) (Result, error) {
 	if errors.Is(err, ErrStoreUnavailable) {
 		return Result{}, err
 	}
-	if err == nil && !force && !m.hasPending() && cur.FreshAt(now, m.cfg.RefreshBefore) {
+	if err == nil && !force && cur.FreshAt(now, m.cfg.RefreshBefore) {
 		return Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
 	}
 
@@ -230,9 +230,6 @@ func (m *Manager) ensure(ctx context.Context, force bool) (Result, error) {
 	cur, ver, err = m.readLatest(ctx)
 	if errors.Is(err, ErrStoreUnavailable) {
 		return Result{}, err
-	}
-	if res, ok, perr := m.storePending(ctx, ver); ok || perr != nil {
-		return res, perr
 	}
 	if err == nil && !force && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
 		return Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
@@ -263,9 +260,6 @@ func (m *Manager) migrate(ctx context.Context) (Result, error) {
 	cur, ver, rerr := m.readLatest(ctx)
 	if errors.Is(rerr, ErrStoreUnavailable) {
 		return Result{}, rerr
-	}
-	if res, ok, perr := m.storePending(ctx, ver); ok || perr != nil {
-		return res, perr
 	}
 	cands, err := m.candidates(ctx)
 	if err != nil {
@@ -304,6 +298,11 @@ type candidate struct {
 // the legacy secret's. The legacy entry is always last (empty if absent).
 func (m *Manager) candidates(ctx context.Context) ([]candidate, error) {
 	var out []candidate
+	m.mu.Lock()
+	if m.pending != nil {
+		out = append(out, candidate{token: m.pending.RefreshToken, source: "migrate:unstored"})
+	}
+	m.mu.Unlock()
 	seen := map[string]bool{}  // refresh tokens stored in a version
 	spent := map[string]bool{} // hashes of refresh tokens already exchanged
 	versions, err := m.store.Versions(ctx, m.cfg.FleetSecret)
@@ -452,9 +451,9 @@ func (m *Manager) persist(ctx context.Context, pair Pair, base string, prev Pair
 	}
 	if err != nil {
 		m.mu.Lock()
-		m.pending = &pendingPair{pair: pair, base: base}
+		m.pending = &pair
 		m.mu.Unlock()
-		m.log.Error("could not store the new token pair; kept in memory for the next attempt, and the previous refresh token stays usable inside Tesla's 24 h grace",
+		m.log.Error("could not store the new token pair; the stored refresh token stays usable inside Tesla's 24 h grace, and the unstored one is kept as a last resort",
 			zap.Error(err))
 		return Result{}, storeErr("add version", m.cfg.FleetSecret, err)
 	}
@@ -470,49 +469,33 @@ func (m *Manager) persist(ctx context.Context, pair Pair, base string, prev Pair
 	return Result{Action: ActionRefreshed, ExpiresAt: pair.ExpiresAt, Version: id}, nil
 }
 
-// storePending stores a pair issued earlier whose write failed, if nobody
-// wrote since (else it was cycled out by whoever did, and is dropped).
-func (m *Manager) storePending(ctx context.Context, latestVer string) (Result, bool, error) {
-	m.mu.Lock()
-	p := m.pending
-	m.mu.Unlock()
-	if p == nil {
-		return Result{}, false, nil
-	}
-	if p.base != latestVer {
-		m.mu.Lock()
-		m.pending = nil
-		m.mu.Unlock()
-		m.log.Info("dropping an unstored token pair: another writer stored a newer one", zap.String("latest", latestVer))
-		return Result{}, false, nil
-	}
-	res, err := m.persist(ctx, p.pair, p.base, Pair{})
-	return res, err == nil, err
-}
-
-func (m *Manager) hasPending() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.pending != nil
-}
-
-// acquire takes the store's lease, waiting while another writer holds it.
-// While waiting it re-reads: when the other writer has stored a fresh pair
-// (and this is not a forced refresh), there is nothing left to do.
+// acquire takes the writer lease, waiting while another writer holds it.
+// Inside the process, flights of different kinds (ensure, force, migrate,
+// login) take turns on a one-slot semaphore first: the store's lease may be
+// re-entrant for one holder, and two of our own flights must no more spend a
+// refresh token together than two instances may. While waiting it re-reads:
+// when the other writer has stored a fresh pair (and this is not a forced
+// refresh), there is nothing left to do.
 func (m *Manager) acquire(ctx context.Context, force bool) (secrets.Lease, *Result, error) {
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseWait)
 	defer cancel()
 	wait := 25 * time.Millisecond
 	for {
-		lease, err := m.store.TryLease(wctx, m.cfg.FleetSecret, m.cfg.Holder, m.cfg.LeaseTTL)
-		if err == nil {
-			return lease, nil, nil
+		err := secrets.ErrLeaseHeld
+		select {
+		case m.writer <- struct{}{}:
+			var lease secrets.Lease
+			if lease, err = m.store.TryLease(wctx, m.cfg.FleetSecret, m.cfg.Holder, m.cfg.LeaseTTL); err == nil {
+				return processLease{lease: lease, slot: m.writer}, nil, nil
+			}
+			<-m.writer
+		default:
 		}
 		if !errors.Is(err, secrets.ErrLeaseHeld) {
 			return nil, nil, storeErr("take lease on", m.cfg.FleetSecret, err)
 		}
 		if !force {
-			if cur, ver, rerr := m.readLatest(wctx); rerr == nil && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) && !m.hasPending() {
+			if cur, ver, rerr := m.readLatest(wctx); rerr == nil && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
 				return nil, &Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
 			}
 		}
@@ -521,6 +504,17 @@ func (m *Manager) acquire(ctx context.Context, force bool) (secrets.Lease, *Resu
 		}
 		wait = min(wait*2, time.Second)
 	}
+}
+
+// processLease is the store's lease plus this process's writer slot.
+type processLease struct {
+	lease secrets.Lease
+	slot  chan struct{}
+}
+
+func (l processLease) Release(ctx context.Context) error {
+	defer func() { <-l.slot }()
+	return l.lease.Release(ctx)
 }
 
 func (m *Manager) release(lease secrets.Lease) {

@@ -279,7 +279,7 @@ func TestWriteFailureAfterRotationIsHealed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	t.Run("same process: the unstored pair is written, no second exchange", func(t *testing.T) {
+	t.Run("same process: the stored token is spent again inside the grace", func(t *testing.T) {
 		f := newFixture(t, nil)
 		f.storePair(f.sim.Login(), t0.Add(-time.Minute))
 		mem := f.store.(*secrets.Memory)
@@ -297,11 +297,13 @@ func TestWriteFailureAfterRotationIsHealed(t *testing.T) {
 		if err != nil || res.Action != tokens.ActionRefreshed {
 			t.Fatalf("retry = %+v, %v", res, err)
 		}
-		if c := f.sim.Counters().TokenExchanges; c[fleetsim.OutcomeRefreshOK] != 1 || c[fleetsim.OutcomeGraceReuse] != 0 {
-			t.Errorf("exchanges = %v, want the first rotation stored without another", c)
+		// The unstored pair is never stored blindly (another instance may have
+		// cycled it out meanwhile): the stored token is spent again instead.
+		if c := f.sim.Counters().TokenExchanges; c[fleetsim.OutcomeRefreshOK] != 1 || c[fleetsim.OutcomeGraceReuse] < 1 || c[fleetsim.OutcomeLoginRequired] != 0 {
+			t.Errorf("exchanges = %v, want one rotation then grace reuses of the stored token", c)
 		}
-		if !f.chainValid() {
-			t.Error("chain broken")
+		if p, _ := f.latest(); !f.chainValid() || p.RefreshToken != f.sim.NewestRefreshToken() {
+			t.Error("the stored pair is not the newest Tesla issued")
 		}
 	})
 	t.Run("after a restart: the old token is reused inside the grace", func(t *testing.T) {
@@ -547,4 +549,28 @@ func TestHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("action=%s version=%s\n", res.Action, res.Version)
+}
+
+// When the stored token is dead (its grace ran out during a long store
+// outage), the refresh token of the pair that could not be stored is tried.
+func TestUnstoredPairIsALastResortCandidate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.storePair(f.sim.Login(), t0.Add(-time.Minute))
+	mem := f.store.(*secrets.Memory)
+	m := f.manager(nil)
+	mem.FailNext("add", secrets.ErrUnavailable, 1000)
+	if _, err := m.Ensure(ctx, tokens.EnsureOptions{}); !errors.Is(err, tokens.ErrStoreUnavailable) {
+		t.Fatalf("err = %v", err)
+	}
+	mem.FailNext("add", nil, 0)
+	f.clock.Advance(25 * time.Hour) // the stored token's grace is over
+	res, err := m.Ensure(ctx, tokens.EnsureOptions{})
+	if err != nil || res.Action != tokens.ActionMigrated || !f.chainValid() {
+		t.Fatalf("Ensure = %+v, %v", res, err)
+	}
+	if p, _ := f.latest(); p.Source != "migrate:unstored" {
+		t.Errorf("recovered from %q, want the unstored pair", p.Source)
+	}
 }
