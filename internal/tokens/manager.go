@@ -126,10 +126,10 @@ type Manager struct {
 	flight   singleflight.Group
 
 	mu        sync.Mutex
-	client    *Client      // cached client registration
-	current   *Pair        // last pair seen in or written to the store
-	curVer    string       // its version
-	pending   *Pair       // issued by Tesla, not yet stored
+	client    *Client       // cached client registration
+	current   *Pair         // last pair seen in or written to the store
+	curVer    string        // its version
+	pending   *Pair         // issued by Tesla, not yet stored
 	writer    chan struct{} // one lease holder per process: see acquire
 	checked   time.Time
 	missing   bool
