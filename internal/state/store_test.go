@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // backendCase builds a fresh, empty Store of one kind.
@@ -310,21 +311,26 @@ func increment(calls *atomic.Int64) func(cur *counter, exists bool) (*counter, e
 }
 
 // incrementUntilDone calls Update until it does not give up on conflicts,
-// counting the rounds it gave up.
+// counting the rounds it gave up. The bound turns a livelock into a failure.
 func incrementUntilDone(ctx context.Context, s Store, key string, calls, gaveUp *atomic.Int64) error {
-	for {
+	const maxRounds = 200
+	for range maxRounds {
 		_, err := Update(ctx, s, key, increment(calls))
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 		gaveUp.Add(1)
 	}
+	obj, err := s.Get(ctx, key)
+	return fmt.Errorf("still conflicting after %d Update calls; object now %s@%d (%v)", maxRounds, obj.Data, obj.Generation, err)
 }
 
 func TestUpdateConcurrentNoLostUpdate(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, s Store) {
-		ctx := context.Background()
+		// A deadline far beyond the normal second turns a hang into a failure.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		const key, workers = "vehicles/counter.json", 50
 		var calls, gaveUp atomic.Int64
 		start := make(chan struct{})
