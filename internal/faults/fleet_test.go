@@ -230,3 +230,43 @@ func TestFleet5xxDelaysTheArrivalByOneTick(t *testing.T) {
 		})
 	}
 }
+
+// The car comes home and is plugged in at lunchtime, the tick that sees it
+// cannot reach the worker, and the car falls asleep until its charging
+// window opens at 22:00 — nine hours later. The scout never wakes a car, so
+// the first chance to retry the trigger is when the car wakes by itself;
+// nothing has changed (still at home, still plugged in), and the cycle that
+// never ran must run then. A pending trigger aged past PENDING_TRIGGER_TTL
+// while the car slept had no attempt to spend; dropping it loses the night.
+func TestPendingArrivalSurvivesTheCarSleepingPastTheTTL(t *testing.T) {
+	t.Parallel()
+	r := fleetRig(t)
+	r.setCar(away)
+	if v, err := r.nextTick(); err != nil || v.AtHome {
+		t.Fatalf("away tick: %+v %v", v, err)
+	}
+	r.advance(10 * time.Minute)
+	r.setCar(homePlugged)
+	r.gate.down.Store(true)
+	rep, _ := r.tick()
+	if v, _ := vehicleReport(rep); v.Action != scout.ActionPending || v.Reason != scout.ReasonArrivedHomeReady {
+		t.Fatalf("arrival with the worker unreachable: %+v", v)
+	}
+	r.gate.down.Store(false)
+	for i := 0; i < 36; i++ { // nine hours asleep
+		r.advance(15 * time.Minute)
+		rep, _ := r.tick()
+		if v, _ := vehicleReport(rep); v.Action != scout.ActionAsleep {
+			t.Fatalf("tick %d while the car sleeps: %+v", i, v)
+		}
+	}
+	cycles, _ := r.gate.Calls("/run-cycle")
+	r.setCar(func(c *fleetsim.CarState) { c.ChargingState = fleetsim.ChargingCharging }) // the car wakes to charge
+	for i := 0; i < 2; i++ {
+		if v, _ := r.nextTick(); v.Action == scout.ActionTriggered {
+			return
+		}
+	}
+	after, _ := r.gate.Calls("/run-cycle")
+	t.Errorf("no charging cycle within two ticks of the car waking (run-cycle calls %d → %d): the pending arrival was dropped while the car slept", cycles, after)
+}
