@@ -1,20 +1,25 @@
-# Names shared by deploy.sh, iam.sh and the tests (deploy/deploy_test.go
-# reads this file). Override any of them in the environment.
-# Service-account ids must be 6-30 characters, so the accounts the design
-# calls scout, worker and scheduler carry the offpeak- prefix.
+# Names shared by deploy.sh and iam.sh; override any of them in the
+# environment (make deploy … WORKER_SERVICE=…). Sourced after PROJECT and
+# REGION are known.
+#
+# Service-account ids need 6-30 characters, so the accounts the design calls
+# scout, worker and scheduler carry an offpeak- prefix.
 : "${WORKER_SERVICE:=offpeak-worker}"
 : "${SCOUT_SERVICE:=offpeak-scout}"
 : "${SCHEDULER_JOB:=offpeak-scout-tick}"
 : "${WORKER_SA_ID:=offpeak-worker}"
 : "${SCOUT_SA_ID:=offpeak-scout}"
 : "${SCHEDULER_SA_ID:=offpeak-scheduler}"
+: "${BUILDER_SA_ID:=offpeak-builder}"
 : "${AR_REPO:=offpeak}"
 : "${LEASE_ROLE_ID:=offpeakTokenLease}"
 : "${STATE_BUCKET:=${PROJECT}-offpeak-state}"
+: "${BUILD_BUCKET:=${PROJECT}-offpeak-build}"
 : "${SCHEDULE:=*/15 * * * *}"
 : "${TIME_ZONE:=Europe/Warsaw}"
-# The secrets the Python system already uses: same names, so a takeover
-# needs no new Tesla login.
+
+# The secrets the Python system already uses: the same names, so a takeover
+# needs no new Tesla login. planner-api-key only with PLANNER_URL.
 FLEET_TOKENS_SECRET=fleet-tokens
 CLIENT_ID_SECRET=tesla-client-id
 CLIENT_SECRET_SECRET=tesla-client-secret
@@ -24,3 +29,9 @@ PLANNER_KEY_SECRET=planner-api-key
 WORKER_SA="${WORKER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 SCOUT_SA="${SCOUT_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA="${SCHEDULER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
+BUILDER_SA="${BUILDER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
+
+# OPERATOR (optional): your Google account's email. It may then call both
+# services (GET /health; POST /run-cycle and /refresh-tokens on the worker).
+: "${OPERATOR:=}"
+WORKER_ALLOWED_INVOKERS="${SCOUT_SA}${OPERATOR:+,${OPERATOR}}"

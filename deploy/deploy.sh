@@ -2,83 +2,100 @@
 # make deploy PROJECT=… REGION=… HOME_LAT=… HOME_LON=… [DRY_RUN=1]
 #
 # From an empty project (or the Python system's) to a running pair: APIs,
-# service accounts, secrets and bucket with least-privilege bindings, images
-# built by Cloud Build, both services deployed by image digest (never a
-# moving tag), and the Scheduler job. Safe to run again: it creates only what
-# is missing and replaces the services with the new revision.
+# service accounts, secrets (empty), buckets and least-privilege bindings;
+# both images built by Cloud Build; both services deployed by image digest,
+# never a moving tag; the Scheduler job created or updated. Safe to run again:
+# it creates only what is missing. DRY_RUN=1 prints every command instead of
+# running it (and runs no gcloud at all). deploy/README.md walks through it.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-cd "$here/.."
+cd "$(dirname "$0")/.."
 # shellcheck source=deploy/lib.sh
 source deploy/lib.sh
 require PROJECT REGION HOME_LAT HOME_LON
+require_number HOME_LAT HOME_LON
 # shellcheck source=deploy/config.sh
 source deploy/config.sh
 # shellcheck source=deploy/iam.sh
 source deploy/iam.sh
 
+# Optional settings; empty ones are left out of the services, which then use
+# their own defaults (README.md, "Configuration").
 : "${TESLA_FLEET_API_URL:=https://fleet-api.prd.eu.vn.cloud.tesla.com}"
-: "${TESLA_COMMAND_URL:=$TESLA_FLEET_API_URL}"
-: "${VEHICLE_VINS:=}"
-: "${VERSION:=$(git describe --always --dirty 2>/dev/null || echo manual)}"
-[[ "${DRY_RUN:-0}" == "1" ]] && VERSION=dry-run
+: "${TESLA_COMMAND_URL:=${TESLA_FLEET_API_URL}}"
+for optional in VEHICLE_VINS HOME_RADIUS_M TARIFF_WINDOWS TARIFF_WINDOWS_WEEKEND TARIFF_HOLIDAYS \
+  CHARGE_TARGET_PERCENT CHARGE_FLOOR_PERCENT BATTERY_KWH CHARGER_KW READY_BY PLANNER_URL; do
+  printf -v "$optional" '%s' "${!optional:-}"
+  export "${optional?}"
+done
+if dry_run; then
+  VERSION=dry-run
+else
+  : "${VERSION:=$(git describe --always --dirty 2>/dev/null || date -u +%Y%m%d%H%M%S)}"
+fi
 REPO="${REGION}-docker.pkg.dev/${PROJECT}/${AR_REPO}"
-RENDERED=deploy/.rendered
-mkdir -p "$RENDERED"
+: "${RENDER_DIR:=deploy/.rendered}"
 
 # 1. APIs.
 run gcloud services enable run.googleapis.com secretmanager.googleapis.com cloudscheduler.googleapis.com \
   cloudbuild.googleapis.com artifactregistry.googleapis.com storage.googleapis.com iamcredentials.googleapis.com \
-  --project "$PROJECT"
+  iam.googleapis.com --project "$PROJECT"
 
-# 2. Identities, secrets, bucket and their bindings.
+# 2. Identities, secrets, buckets, the image repository and their bindings.
 iam_accounts
 iam_resources
-run_or_create "gcloud artifacts repositories describe ${AR_REPO} --project ${PROJECT} --location ${REGION}" \
-  "gcloud artifacts repositories create ${AR_REPO} --project ${PROJECT} --location ${REGION} --repository-format docker"
+
+# The worker reads the planner's key when it starts: without one it would
+# never become ready, and `services replace` would fail after a long wait.
+if [[ -n "$PLANNER_URL" ]] && ! dry_run &&
+  [[ -z "$(gcloud secrets versions list "$PLANNER_KEY_SECRET" --project "$PROJECT" --filter state=enabled --limit 1 --format 'value(name)')" ]]; then
+  echo "deploy: PLANNER_URL is set but the secret ${PLANNER_KEY_SECRET} has no enabled version; add the key first:" >&2
+  echo "  printf %s \"\$PLANNER_API_KEY\" | gcloud secrets versions add ${PLANNER_KEY_SECRET} --data-file=- --project ${PROJECT}" >&2
+  exit 2
+fi
 
 # 3. Images, then their digests: a service must never follow a moving tag.
 run gcloud builds submit --project "$PROJECT" --region "$REGION" --config deploy/cloudbuild.yaml \
+  --service-account "projects/${PROJECT}/serviceAccounts/${BUILDER_SA}" \
+  --gcs-source-staging-dir "gs://${BUILD_BUCKET}/source" --gcs-log-dir "gs://${BUILD_BUCKET}/logs" \
   --substitutions "_REPO=${REPO},_VERSION=${VERSION}" .
-digest() {
-  if [[ "${DRY_RUN:-0}" == "1" ]]; then
-    echo "sha256:DRY-RUN-$1"
-  else
-    gcloud artifacts docker images describe "${REPO}/$1:${VERSION}" --format 'value(image_summary.digest)'
-  fi
-}
-WORKER_IMAGE="${REPO}/worker@$(digest worker)"
-SCOUT_IMAGE="${REPO}/scout@$(digest scout)"
+query WORKER_DIGEST sha256:DRY-RUN-DIGEST \
+  gcloud artifacts docker images describe "${REPO}/worker:${VERSION}" --format 'value(image_summary.digest)'
+query SCOUT_DIGEST sha256:DRY-RUN-DIGEST \
+  gcloud artifacts docker images describe "${REPO}/scout:${VERSION}" --format 'value(image_summary.digest)'
+WORKER_IMAGE="${REPO}/worker@${WORKER_DIGEST}"
+SCOUT_IMAGE="${REPO}/scout@${SCOUT_DIGEST}"
 
-# 4. Worker first: the scout needs its URL.
-export PROJECT REGION WORKER_SERVICE SCOUT_SERVICE WORKER_SA SCOUT_SA SCHEDULER_SA STATE_BUCKET TIME_ZONE \
-  TESLA_FLEET_API_URL TESLA_COMMAND_URL HOME_LAT HOME_LON VEHICLE_VINS WORKER_IMAGE SCOUT_IMAGE
-render deploy/worker.yaml "$RENDERED/worker.yaml"
-run gcloud run services replace "$RENDERED/worker.yaml" --project "$PROJECT" --region "$REGION"
-if [[ "${DRY_RUN:-0}" == "1" ]]; then
-  WORKER_URL="https://${WORKER_SERVICE}-DRY-RUN.a.run.app"
-else
-  WORKER_URL="$(gcloud run services describe "$WORKER_SERVICE" --project "$PROJECT" --region "$REGION" --format 'value(status.url)')"
-fi
+# 4. The worker first: the scout needs its URL.
+export PROJECT REGION WORKER_SERVICE SCOUT_SERVICE WORKER_SA SCOUT_SA SCHEDULER_SA WORKER_ALLOWED_INVOKERS \
+  STATE_BUCKET TIME_ZONE TESLA_FLEET_API_URL TESLA_COMMAND_URL HOME_LAT HOME_LON WORKER_IMAGE SCOUT_IMAGE
+run mkdir -p "$RENDER_DIR"
+render deploy/worker.yaml "${RENDER_DIR}/worker.yaml"
+run gcloud run services replace "${RENDER_DIR}/worker.yaml" --project "$PROJECT" --region "$REGION"
+query WORKER_URL "https://${WORKER_SERVICE}-DRY-RUN.a.run.app" \
+  gcloud run services describe "$WORKER_SERVICE" --project "$PROJECT" --region "$REGION" --format 'value(status.url)'
 export WORKER_URL
-render deploy/scout.yaml "$RENDERED/scout.yaml"
-run gcloud run services replace "$RENDERED/scout.yaml" --project "$PROJECT" --region "$REGION"
-if [[ "${DRY_RUN:-0}" == "1" ]]; then
-  SCOUT_URL="https://${SCOUT_SERVICE}-DRY-RUN.a.run.app"
-else
-  SCOUT_URL="$(gcloud run services describe "$SCOUT_SERVICE" --project "$PROJECT" --region "$REGION" --format 'value(status.url)')"
-fi
+render deploy/scout.yaml "${RENDER_DIR}/scout.yaml"
+run gcloud run services replace "${RENDER_DIR}/scout.yaml" --project "$PROJECT" --region "$REGION"
+query SCOUT_URL "https://${SCOUT_SERVICE}-DRY-RUN.a.run.app" \
+  gcloud run services describe "$SCOUT_SERVICE" --project "$PROJECT" --region "$REGION" --format 'value(status.url)'
 iam_invokers
 
-# 5. The Scheduler job: every 15 minutes, OIDC as its own account, an attempt
-# deadline above the scout's worst case (TICK_TIMEOUT 240 s), retries with backoff.
+# 5. The Scheduler job: every 15 minutes, OIDC as its own account (audience:
+# the scout's URL). The attempt deadline (320 s) is above the scout's worst
+# case (TICK_TIMEOUT 240 s, Cloud Run timeout 300 s); retries back off from
+# 30 s and stop within 540 s, so the last attempt ends before the next tick.
 job_flags=(--project "$PROJECT" --location "$REGION" --schedule "$SCHEDULE" --time-zone "$TIME_ZONE"
   --uri "${SCOUT_URL}/tick" --http-method POST
   --oidc-service-account-email "$SCHEDULER_SA" --oidc-token-audience "$SCOUT_URL"
-  --attempt-deadline 320s --max-retry-attempts 2 --min-backoff 30s --max-backoff 120s)
-if [[ "${DRY_RUN:-0}" == "1" ]] || ! gcloud scheduler jobs describe "$SCHEDULER_JOB" --project "$PROJECT" --location "$REGION" >/dev/null 2>&1; then
-  run gcloud scheduler jobs create http "$SCHEDULER_JOB" "${job_flags[@]}"
+  --attempt-deadline 320s --max-retry-attempts 2 --min-backoff 30s --max-backoff 120s --max-doublings 2
+  --max-retry-duration 540s)
+create_if_missing gcloud scheduler jobs describe "$SCHEDULER_JOB" --project "$PROJECT" --location "$REGION" \
+  --then gcloud scheduler jobs create http "$SCHEDULER_JOB" "${job_flags[@]}"
+# Also after a create: converges a job made by an earlier version of this script.
+run gcloud scheduler jobs update http "$SCHEDULER_JOB" "${job_flags[@]}"
+
+if dry_run; then
+  echo "dry run: nothing was changed" >&2
 else
-  run gcloud scheduler jobs update http "$SCHEDULER_JOB" "${job_flags[@]}"
+  echo "deployed: worker ${WORKER_URL} (${WORKER_DIGEST}), scout ${SCOUT_URL} (${SCOUT_DIGEST})" >&2
 fi
-echo "deployed: worker ${WORKER_URL}, scout ${SCOUT_URL} (images ${WORKER_IMAGE##*@}, ${SCOUT_IMAGE##*@})" >&2
