@@ -82,13 +82,15 @@ iam_invokers
 
 # 5. The Scheduler job: every 15 minutes, OIDC as its own account (audience:
 # the scout's URL). The attempt deadline (320 s) is above the scout's worst
-# case (TICK_TIMEOUT 240 s, Cloud Run timeout 300 s); retries back off from
-# 30 s and stop within 540 s, so the last attempt ends before the next tick.
+# case (TICK_TIMEOUT 240 s, Cloud Run timeout 300 s). Retries help a fast
+# failure (a cold start, a 503): two, 30 s then 60 s apart. No
+# --max-retry-duration: with a retry count, Scheduler retries until BOTH
+# limits are reached, which would add attempts. Should every attempt run into
+# the deadline, Scheduler skips the next tick rather than overlap it.
 job_flags=(--project "$PROJECT" --location "$REGION" --schedule "$SCHEDULE" --time-zone "$TIME_ZONE"
   --uri "${SCOUT_URL}/tick" --http-method POST
   --oidc-service-account-email "$SCHEDULER_SA" --oidc-token-audience "$SCOUT_URL"
-  --attempt-deadline 320s --max-retry-attempts 2 --min-backoff 30s --max-backoff 120s --max-doublings 2
-  --max-retry-duration 540s)
+  --attempt-deadline 320s --max-retry-attempts 2 --min-backoff 30s --max-backoff 60s --max-doublings 1)
 create_if_missing gcloud scheduler jobs describe "$SCHEDULER_JOB" --project "$PROJECT" --location "$REGION" \
   --then gcloud scheduler jobs create http "$SCHEDULER_JOB" "${job_flags[@]}"
 # Also after a create: converges a job made by an earlier version of this script.

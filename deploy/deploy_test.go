@@ -457,9 +457,14 @@ func TestServiceShape(t *testing.T) {
 	if n, _ := strconv.Atoi(flag(job[0], "--max-retry-attempts")); n < 1 || flag(job[0], "--min-backoff") == "" {
 		t.Errorf("scheduler job retries without backoff: %q", job[0])
 	}
-	// Every retry ends before the next tick starts.
-	if d := parseSeconds(t, flag(job[0], "--max-retry-duration")); d+deadline > 15*60 {
-		t.Errorf("retries may run %d s + %d s, past the next tick", d, deadline)
+	// An attempt that times out and its first retry end before the next tick.
+	if backoff := parseSeconds(t, flag(job[0], "--min-backoff")); 2*deadline+backoff >= 15*60 {
+		t.Errorf("a timed-out attempt and its retry take %d s, past the next tick", 2*deadline+backoff)
+	}
+	// With a retry count, Scheduler retries until both limits are reached:
+	// a duration would only add attempts.
+	if slices.Contains(job[0], "--max-retry-duration") {
+		t.Error("--max-retry-duration with --max-retry-attempts retries until both are reached")
 	}
 	update := s.find("gcloud", "scheduler", "jobs", "update", "http")
 	if len(update) != 1 || !slices.Equal(update[0][5:], job[0][5:]) {
