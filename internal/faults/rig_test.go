@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -491,12 +490,6 @@ func (f *flakyStore) check(op, secret string) error {
 	return fmt.Errorf("flaky %s %s: %w", op, secret, f.err)
 }
 
-func (f *flakyStore) down() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err != nil && f.clock.Now().Before(f.until)
-}
-
 func (f *flakyStore) Latest(ctx context.Context, s string) (secrets.Version, error) {
 	if err := f.check(secrets.OpLatest, s); err != nil {
 		return secrets.Version{}, err
@@ -748,5 +741,3 @@ func vehicleReport(rep scout.Report) (scout.VehicleReport, bool) {
 	}
 	return scout.VehicleReport{}, false
 }
-
-var errInjected = errors.New("injected")
