@@ -317,7 +317,17 @@ func (s *Scout) sawAsleep(ctx context.Context, rep VehicleReport, vstate string,
 		if exists {
 			next = *cur
 		}
-		next.LastSeen, next.State = s.clock.Now(), vstate
+		now := s.clock.Now()
+		// A pending trigger can only be retried while the car is awake (the
+		// scout never wakes it), so time asleep does not count against
+		// PENDING_TRIGGER_TTL: an arrival whose trigger failed just before the
+		// car fell asleep still runs its cycle when the car wakes hours later.
+		if p := next.Pending; p != nil && !next.LastSeen.IsZero() && now.After(next.LastSeen) {
+			paused := *p
+			paused.Since = p.Since.Add(now.Sub(next.LastSeen))
+			next.Pending = &paused
+		}
+		next.LastSeen, next.State = now, vstate
 		return &next, nil
 	})
 	if err != nil {
