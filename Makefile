@@ -31,11 +31,12 @@ lint:
 bench:
 	$(GO) run ./cmd/bench -readme README.md
 
-## build: static binaries for every command into bin/
+## build: static binaries for every command into bin/, built as the images are
+## (disable_grpc_modules drops Cloud Storage's unused gRPC transport, ~13 MB)
 build:
 	@mkdir -p $(BIN)
 	for cmd in worker scout fleetctl fleetsim; do \
-		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$cmd ./cmd/$$cmd || exit 1; \
+		CGO_ENABLED=0 $(GO) build -trimpath -tags disable_grpc_modules -ldflags '$(LDFLAGS)' -o $(BIN)/$$cmd ./cmd/$$cmd || exit 1; \
 	done
 
 ## fuzz: run each fuzz target for FUZZTIME

@@ -30,7 +30,7 @@ const (
 func benchBinaries(ctx context.Context, b *bench) error {
 	for _, name := range []string{"worker", "scout"} {
 		out := filepath.Join(b.dir, name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out,
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "disable_grpc_modules", "-ldflags", "-s -w", "-o", out,
 			"github.com/offpeak-charging/offpeak/cmd/"+name)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -46,25 +46,8 @@ func benchBinaries(ctx context.Context, b *bench) error {
 			b.scoutBin = out
 		}
 		b.add(name+"_binary_mb", mib(info.Size()), "MB",
-			fmt.Sprintf("size of the static %s binary (`CGO_ENABLED=0 -trimpath -ldflags \"-s -w\"`, as `make build`), MiB", name))
+			fmt.Sprintf("size of the static %s binary (`CGO_ENABLED=0 -trimpath -tags disable_grpc_modules -ldflags \"-s -w\"`, as `make build` and the images), MiB", name))
 	}
-
-	// The container images build with -tags disable_grpc_modules (see
-	// Dockerfile.worker): say how much that saves.
-	var imageSizes []string
-	for _, name := range []string{"worker", "scout"} {
-		out := filepath.Join(b.dir, name+"-image")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "disable_grpc_modules", "-ldflags", "-s -w", "-o", out,
-			"github.com/offpeak-charging/offpeak/cmd/"+name)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s with disable_grpc_modules: %v\n%s", name, err, msg)
-		}
-		if info, err := os.Stat(out); err == nil {
-			imageSizes = append(imageSizes, fmt.Sprintf("%s %.1f MiB", name, mib(info.Size())))
-		}
-	}
-	b.note("The container images build with `-tags disable_grpc_modules` (Dockerfile.worker, Dockerfile.scout): %s.", strings.Join(imageSizes, ", "))
 
 	sim := fleetsim.New(fleetsim.Options{})
 	simURL, err := sim.Start("127.0.0.1:0")

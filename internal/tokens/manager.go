@@ -182,6 +182,15 @@ func (m *Manager) Migrate(ctx context.Context) (Result, error) {
 // is for in-process consumers (the charging cycle); it is never sent to a
 // client of the worker.
 func (m *Manager) AccessToken(ctx context.Context) (string, error) {
+	// A pair this process read or wrote and that is still fresh serves
+	// without a store read: a charging cycle asks once per Fleet call.
+	m.mu.Lock()
+	if m.current != nil && m.current.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
+		tok := m.current.AccessToken
+		m.mu.Unlock()
+		return tok, nil
+	}
+	m.mu.Unlock()
 	if _, err := m.Ensure(ctx, EnsureOptions{}); err != nil {
 		return "", err
 	}
