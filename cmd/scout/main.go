@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,6 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
-	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/server"
 )
@@ -35,20 +35,15 @@ func realMain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	format, _ := logging.ParseFormat(cfg.LogFormat)
-	logger := logging.New(logging.Options{Format: format, Service: "scout", Version: version})
-	defer func() { _ = logger.Sync() }()
-
-	ln, err := server.Listen(cfg.Port)
-	if err != nil {
-		return err
-	}
-	app, err := scout.Build(ctx, cfg, scout.Options{Logger: logger, Version: version})
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	defer func() { _ = app.Close() }()
-	logger.Info("scout starting", zap.String("worker", cfg.WorkerURL), zap.Strings("vins", cfg.VehicleVINs))
-	return server.New(ln, app.Handler, logger, server.Options{}).Serve(ctx)
+	return server.Main(ctx, server.Service{
+		Name: "scout", Version: version, Port: cfg.Port, LogFormat: cfg.LogFormat,
+		Build: func(ctx context.Context, logger *zap.Logger) (http.Handler, func() error, error) {
+			app, err := scout.Build(ctx, cfg, scout.Options{Logger: logger, Version: version})
+			if err != nil {
+				return nil, nil, err
+			}
+			logger.Info("scout starting", zap.String("worker", cfg.WorkerURL), zap.Strings("vins", cfg.VehicleVINs))
+			return app.Handler, app.Close, nil
+		},
+	})
 }

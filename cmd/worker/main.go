@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,6 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
-	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/worker"
 )
@@ -35,22 +35,16 @@ func realMain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	format, _ := logging.ParseFormat(cfg.LogFormat)
-	logger := logging.New(logging.Options{Format: format, Service: "worker", Version: version})
-	defer func() { _ = logger.Sync() }()
-
-	// Listen before building so a port problem is reported first and fast.
-	ln, err := server.Listen(cfg.Port)
-	if err != nil {
-		return err
-	}
-	app, err := worker.Build(ctx, cfg, worker.Options{Logger: logger, Version: version})
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	defer func() { _ = app.Close() }()
-	logger.Info("worker starting", zap.String("secrets_backend", cfg.Secrets.Backend),
-		zap.String("auth", cfg.WorkerAuth), zap.String("fleet_api", cfg.TeslaFleetAPIURL))
-	return server.New(ln, app.Handler, logger, server.Options{}).Serve(ctx)
+	return server.Main(ctx, server.Service{
+		Name: "worker", Version: version, Port: cfg.Port, LogFormat: cfg.LogFormat,
+		Build: func(ctx context.Context, logger *zap.Logger) (http.Handler, func() error, error) {
+			app, err := worker.Build(ctx, cfg, worker.Options{Logger: logger, Version: version})
+			if err != nil {
+				return nil, nil, err
+			}
+			logger.Info("worker starting", zap.String("secrets_backend", cfg.Secrets.Backend),
+				zap.String("auth", cfg.WorkerAuth), zap.String("fleet_api", cfg.TeslaFleetAPIURL))
+			return app.Handler, app.Close, nil
+		},
+	})
 }
