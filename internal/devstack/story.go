@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,12 +205,6 @@ func describeSchedules(list []fleetsim.ChargeSchedule, loc *time.Location) strin
 }
 
 func versionNumber(id string) int {
-	n := 0
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
+	n, _ := strconv.Atoi(id)
 	return n
 }
