@@ -339,7 +339,7 @@ func TestTokenSourceFailures(t *testing.T) {
 
 func TestCommandsGoToCommandURL(t *testing.T) {
 	t.Parallel()
-	fleetAPI := newFakeTesla(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 412, teslaError("unsigned")) })
+	fleetAPI := newFakeTesla(t, func(w http.ResponseWriter, r *http.Request) { answer(w, 403, teslaError(signingRequiredBody)) })
 	proxy := newFakeTesla(t, func(w http.ResponseWriter, r *http.Request) {
 		answer(w, 200, `{"response":{"result":true,"reason":""}}`)
 	})
@@ -373,10 +373,10 @@ func TestCommandsGoToCommandURL(t *testing.T) {
 	}
 
 	// Without WithCommandURL commands go to the base URL, and a car that
-	// wants signed commands answers 412 there.
+	// wants signed commands answers 403 there: not a scope problem.
 	err := New(fleetAPI.URL(), staticToken(testToken)).RemoveChargeSchedule(context.Background(), testVIN, 1)
-	if !errors.Is(err, ErrPrecondition) || !strings.Contains(err.Error(), "TESLA_COMMAND_URL") {
-		t.Errorf("err = %v, want ErrPrecondition naming TESLA_COMMAND_URL", err)
+	if !errors.Is(err, ErrSigningRequired) || errors.Is(err, ErrForbidden) {
+		t.Errorf("err = %v, want ErrSigningRequired (and not ErrForbidden)", err)
 	}
 }
 
@@ -392,6 +392,7 @@ func TestCommandResults(t *testing.T) {
 		{"result true", 200, `{"response":{"result":true,"reason":""}}`, nil, ""},
 		{"result false", 200, `{"response":{"result":false,"reason":"charging_schedule_not_at_location"}}`, ErrCommandFailed, "charging_schedule_not_at_location"},
 		{"result false without reason", 200, `{"response":{"result":false}}`, ErrCommandFailed, "no reason given"},
+		{"hardlocked", 200, `{"response":{"result":false,"reason":"unsigned_cmds_hardlocked"}}`, ErrSigningRequired, "unsigned_cmds_hardlocked"},
 		{"result missing", 200, `{"response":{"reason":"ok?"}}`, ErrMalformed, "result"},
 		{"result not a bool", 200, `{"response":{"result":"true"}}`, ErrMalformed, "result"},
 		{"response null", 200, `{"response":null}`, ErrMalformed, ""},

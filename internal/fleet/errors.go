@@ -25,14 +25,21 @@ var (
 	ErrForbidden = errors.New("forbidden (403): the token lacks scopes; this project needs " +
 		"openid offline_access user_data vehicle_device_data vehicle_location vehicle_charging_cmds " +
 		"(or vehicle_cmds); log in again granting them")
+	// ErrSigningRequired: an unsigned REST command reached a car that only
+	// takes commands signed with the Vehicle Command Protocol. Tesla answers
+	// 403 "Tesla Vehicle Command Protocol required" (github.com/alandtse/tesla
+	// issue 858) or, on some cars, 200 result:false "unsigned_cmds_hardlocked"
+	// (teslamotors/vehicle-command issue 76); both mean this.
+	ErrSigningRequired = errors.New("the car only accepts signed commands (Vehicle Command Protocol)")
 	// ErrNotFound: no such vehicle (or endpoint) for this account.
 	ErrNotFound = errors.New("not found (404)")
 	// ErrBadRequest: Tesla or the proxy rejected a parameter.
 	ErrBadRequest = errors.New("bad request (400)")
-	// ErrPrecondition: an unsigned command reached a car that requires the
-	// Vehicle Command Protocol.
-	ErrPrecondition = errors.New("precondition failed (412): the car requires signed commands; " +
-		"send commands through tesla-http-proxy by setting TESLA_COMMAND_URL")
+	// ErrPrecondition: 412, the developer app is not registered in this
+	// region ("Account … must be registered in the current region";
+	// evcc-io/evcc issue 19886).
+	ErrPrecondition = errors.New("precondition failed (412): the Tesla developer app is not registered " +
+		"in this Fleet API region; run `fleetctl register --domain <your domain>`")
 	// ErrWrongRegion: the account lives in another Fleet API region.
 	ErrWrongRegion = errors.New("wrong Fleet API region (421): set TESLA_FLEET_API_URL to the " +
 		"fleet_api_base_url that GET /api/1/users/region returns")
@@ -147,6 +154,9 @@ func kindForStatus(status int, body []byte) error {
 	case http.StatusUnauthorized:
 		return ErrUnauthorized
 	case http.StatusForbidden:
+		if saysSigningRequired(body) {
+			return ErrSigningRequired
+		}
 		return ErrForbidden
 	case http.StatusNotFound:
 		return ErrNotFound
@@ -186,6 +196,14 @@ func saysAsleep(body []byte) bool {
 		}
 	}
 	return false
+}
+
+// saysSigningRequired reports whether an answer is Tesla's refusal of an
+// unsigned command: the 403 body "Tesla Vehicle Command Protocol required"
+// or the reason "unsigned_cmds_hardlocked" (see ErrSigningRequired).
+func saysSigningRequired(body []byte) bool {
+	s := strings.ToLower(string(body))
+	return strings.Contains(s, "vehicle command protocol required") || strings.Contains(s, "unsigned_cmds_hardlocked")
 }
 
 // parseRetryAfter reads Retry-After as delay-seconds or an HTTP date.

@@ -12,8 +12,12 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
+// signingRequiredBody is the error text Tesla answers an unsigned command to
+// a car that needs signing with (github.com/alandtse/tesla issue 858).
+const signingRequiredBody = "Tesla Vehicle Command Protocol required, please refer to the documentation here: https://developer.tesla.com/docs/fleet-api#2023-10-09-rest-api-vehicle-commands-endpoint-deprecation-warning"
+
 var allKinds = []error{
-	ErrAsleep, ErrUnauthorized, ErrForbidden, ErrNotFound, ErrBadRequest, ErrPrecondition,
+	ErrAsleep, ErrUnauthorized, ErrForbidden, ErrSigningRequired, ErrNotFound, ErrBadRequest, ErrPrecondition,
 	ErrWrongRegion, ErrRateLimited, ErrUpstream, ErrPrivacy, ErrVehicleError, ErrCommandFailed,
 	ErrMalformed, ErrUnexpectedStatus, ErrInvalidRequest,
 }
@@ -46,8 +50,10 @@ func TestStatusMapping(t *testing.T) {
 			[]string{"vehicle_device_data", "vehicle_location", "vehicle_charging_cmds", "offline_access"}},
 		{"404", 404, teslaError("not_found"), ErrNotFound, false, nil},
 		{"408 asleep", 408, proxyAsleep, ErrAsleep, false, []string{"offline or asleep"}},
-		{"412 unsigned", 412, teslaError("Tesla Vehicle Command Protocol required"), ErrPrecondition, false,
-			[]string{"tesla-http-proxy", "TESLA_COMMAND_URL"}},
+		{"403 unsigned", 403, teslaError(signingRequiredBody), ErrSigningRequired, false,
+			[]string{"signed commands", "Vehicle Command Protocol required"}},
+		{"412 unregistered", 412, teslaError("Account sim-client-id must be registered in the current region"), ErrPrecondition, false,
+			[]string{"fleetctl register", "registered in the current region"}},
 		{"421 region", 421, teslaError("user out of region"), ErrWrongRegion, false,
 			[]string{"TESLA_FLEET_API_URL", "GET /api/1/users/region"}},
 		{"429", 429, teslaError("rate limited"), ErrRateLimited, true, []string{"retry after 1m0s"}},

@@ -204,7 +204,11 @@ func (c *Client) command(ctx context.Context, vin, name string, body any) error 
 		if strings.TrimSpace(reason) == "" {
 			reason = "no reason given"
 		}
-		return &APIError{Status: rep.status, Endpoint: r.endpoint(), kind: ErrCommandFailed, Message: excerpt(reason, rep.token)}
+		kind := ErrCommandFailed
+		if saysSigningRequired([]byte(reason)) {
+			kind = ErrSigningRequired
+		}
+		return &APIError{Status: rep.status, Endpoint: r.endpoint(), kind: kind, Message: excerpt(reason, rep.token)}
 	}
 	return nil
 }
