@@ -27,11 +27,12 @@
 //     from now that only covers floor−SoC, cheap or not; everything above the
 //     floor goes into cheap time. Not enough cheap time → Plan.Shortfall, never
 //     expensive time.
-//   - Our schedules carry ids in [OurIDBase, OurIDBase+2^32): OurIDBase is 2^52,
-//     above Unix time in seconds, milliseconds and microseconds that the proxy
-//     may assign, and below 2^53 so the id survives JSON as a float64. The id
-//     is a hash of the content and the start date, so a fired one-time
-//     schedule from last week never passes for tonight's.
+//   - Our schedules carry ids that are Unix seconds, as Tesla's tools give,
+//     but dated from 2001-09-09 (OurIDBase = 1e9), long before charge
+//     schedules existed, so no id the proxy or the app assigns (now, in s,
+//     ms or µs) is ours. Each start date has a block of 1000 ids; the slot
+//     is a hash of the content, so a fired one-time schedule from last week
+//     never passes for tonight's, and the id tells its start date.
 //   - A window that crosses midnight stays one schedule with end < start; one
 //     of 24 h or more is split at local midnights.
 //   - Window edges are whole minutes: the start is now (truncated) or a

@@ -46,17 +46,37 @@ type Schedule struct {
 // LatLon is a position in degrees.
 type LatLon struct{ Lat, Lon float64 }
 
-// Our schedule ids live in [OurIDBase, OurIDBase+2^32). The proxy assigns
-// the Unix time to a schedule sent without an id (about 2^31 in seconds,
-// 2^41 in milliseconds, 2^51 in microseconds); 2^52 stays above all three,
-// and ids below 2^53 survive JSON's float64 exactly.
+// Our schedule ids are Unix times in seconds, as Tesla's own tools give a
+// schedule (the creation time; the protocol's ChargeSchedule.id is an
+// "epoch time", vehicle-command carserver common.proto), so car firmware
+// sees the kind of id it knows. They are recognisable as ours by their
+// date: 2001-09-09 onwards, decades before charge schedules existed
+// (firmware 2024.26), so no id Tesla or the proxy assigns (the time now, in
+// s, ms or µs) falls in our range. Each day from idEpoch has idsPerDay
+// ids; a schedule's id is its start date's block plus a slot hashed from
+// its content, so the id still tells the date the schedule starts on.
 const (
-	OurIDBase  int64 = 1 << 52
-	ourIDRange int64 = 1 << 32
+	OurIDBase  int64 = 1_000_000_000 // 2001-09-09T01:46:40Z
+	idsPerDay  int64 = 1000
+	idDays     int64 = 100 * 366 // a century of start dates from idEpoch
+	ourIDRange int64 = idDays * idsPerDay
 )
+
+// idEpoch is the start date of the first block of our ids.
+var idEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // IsOurs tells whether id is in the range our schedules use.
 func IsOurs(id int64) bool { return id >= OurIDBase && id < OurIDBase+ourIDRange }
+
+// IDStartDate is the local start date one of our ids encodes (ok false for
+// an id that is not ours).
+func IDStartDate(id int64) (y int, m time.Month, d int, ok bool) {
+	if !IsOurs(id) {
+		return 0, 0, 0, false
+	}
+	t := idEpoch.AddDate(0, 0, int((id-OurIDBase)/idsPerDay))
+	return t.Year(), t.Month(), t.Day(), true
+}
 
 // PositionTolerance is how far, in degrees, a stored position may be from
 // the one we sent and still be the same place: the car keeps float32 (about
@@ -91,7 +111,20 @@ func contentKey(s Schedule) string {
 func ourID(s Schedule, day civilDate) int64 {
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%04d-%02d-%02d %s", day.Y, day.M, day.D, contentKey(s))
-	return OurIDBase + int64(h.Sum32())
+	return dayBlock(day) + int64(h.Sum32())%idsPerDay
+}
+
+// dayBlock is the first id of a start date's block.
+func dayBlock(day civilDate) int64 {
+	days := int64(time.Date(day.Y, day.M, day.D, 0, 0, 0, 0, time.UTC).Sub(idEpoch) / (24 * time.Hour))
+	days = ((days % idDays) + idDays) % idDays // dates beyond the century wrap rather than leave the range
+	return OurIDBase + days*idsPerDay
+}
+
+// nextSlot is the id after id within the same day's block.
+func nextSlot(id int64) int64 {
+	block := id - (id-OurIDBase)%idsPerDay
+	return block + (id-block+1)%idsPerDay
 }
 
 // ToSchedules turns plan windows into the charge schedules that carry them
@@ -149,7 +182,7 @@ func ToSchedules(windows []Window, loc *time.Location, home LatLon) []Schedule {
 			// next free id; the order of windows makes that deterministic.
 			s.ID = ourID(s, civilDate{y, m, d})
 			for seenID[s.ID] {
-				s.ID = OurIDBase + (s.ID-OurIDBase+1)%ourIDRange
+				s.ID = nextSlot(s.ID)
 			}
 			seenID[s.ID] = true
 			out = append(out, s)

@@ -1,6 +1,7 @@
 package charging
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -90,7 +91,14 @@ func TestScheduleIDs(t *testing.T) {
 			t.Fatalf("%d counted as ours", id)
 		}
 	}
-	if top := OurIDBase + ourIDRange - 1; int64(float64(top)) != top {
-		t.Fatal("our ids do not survive a float64 (JSON number)")
+	if top := OurIDBase + ourIDRange - 1; top >= 1<<31 || int64(float64(top)) != top {
+		t.Fatal("our ids leave the range of 32-bit Unix seconds or do not survive a float64 (JSON number)")
+	}
+	// The id encodes the local date the schedule starts on.
+	for i, want := range []string{"2026-01-13", "2026-01-13"} {
+		y, m, d, ok := IDStartDate(a[i].ID)
+		if got := fmt.Sprintf("%04d-%02d-%02d", y, m, d); !ok || got != want {
+			t.Errorf("schedule %d: id %d encodes %s (ok %v), want %s", i, a[i].ID, got, ok, want)
+		}
 	}
 }

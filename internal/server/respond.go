@@ -25,6 +25,15 @@ const (
 	CodeUpstreamUnavailable = "upstream_unavailable"
 	CodeStoreUnavailable    = "store_unavailable"
 	CodeBusy                = "busy"
+	// Codes of the car's command path: each names the operator's fix.
+	CodeKeyNotPaired    = "key_not_paired"
+	CodeKeyMissing      = "key_missing"
+	CodeKeyInvalid      = "key_invalid"
+	CodeKeyRejected     = "key_rejected"
+	CodeSigningDisabled = "signing_disabled"
+	CodeSessionRejected = "session_rejected"
+	CodeCarBusy         = "car_busy"
+	CodeAppUnregistered = "app_not_registered"
 )
 
 // ErrorBody is the error shape: {"status":"error","error":{"code","message"}}.

@@ -8,15 +8,25 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/state"
 )
 
-// FleetVehicle adapts the Fleet client to what a charging cycle needs,
-// translating the client's error kinds into the cycle's.
+// CarCommands is the command half of charging.Vehicle: how a command
+// reaches the car (signed, REST or an external signer) is its business.
+type CarCommands interface {
+	AddChargeSchedule(ctx context.Context, vin string, s charging.Schedule) error
+	RemoveChargeSchedule(ctx context.Context, vin string, id int64) error
+}
+
+// FleetVehicle adapts the Fleet client (reads, wake) and the command
+// router to what a charging cycle needs, translating the client's error
+// kinds into the cycle's.
 type FleetVehicle struct {
-	Client *fleet.Client
+	Client   *fleet.Client
+	Commands CarCommands
 	// PollEvery is how often WaitOnline checks the free vehicle state after a
 	// wake; 0 means 5 s.
 	PollEvery time.Duration
@@ -86,32 +96,20 @@ func (v FleetVehicle) WaitOnline(ctx context.Context, vin string) error {
 	}
 }
 
-// AddChargeSchedule sends one schedule with our id.
+// AddChargeSchedule sends one schedule by the car's command path.
 func (v FleetVehicle) AddChargeSchedule(ctx context.Context, vin string, s charging.Schedule) error {
-	days, err := fleet.DayNames(s.DaysMask)
-	if err != nil {
-		return err
-	}
-	return asleepOr(v.Client.AddChargeSchedule(ctx, vin, fleet.ScheduleRequest{
-		ID: s.ID, DaysOfWeek: days, Enabled: s.Enabled, StartEnabled: s.StartEnabled, EndEnabled: s.EndEnabled,
-		OneTime: s.OneTime, StartTime: s.StartMin, EndTime: s.EndMin, Lat: s.Lat, Lon: s.Lon,
-	}))
+	return v.Commands.AddChargeSchedule(ctx, vin, s)
 }
 
-// RemoveChargeSchedule removes one schedule by id.
+// RemoveChargeSchedule removes one schedule by id, by the car's command path.
 func (v FleetVehicle) RemoveChargeSchedule(ctx context.Context, vin string, id int64) error {
-	return asleepOr(v.Client.RemoveChargeSchedule(ctx, vin, id))
+	return v.Commands.RemoveChargeSchedule(ctx, vin, id)
 }
 
 // asleepOr adds the cycle's error kinds to the client's, keeping both for errors.Is.
 func asleepOr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, fleet.ErrAsleep):
+	if err != nil && errors.Is(err, fleet.ErrAsleep) {
 		return fmt.Errorf("%w: %w", charging.ErrAsleep, err)
-	case errors.Is(err, fleet.ErrCommandFailed):
-		return fmt.Errorf("%w: %w", charging.ErrCommandRejected, err)
 	}
 	return err
 }
@@ -194,4 +192,69 @@ func (p PlanStore) AcquireCycle(ctx context.Context, vin string, ttl time.Durati
 			_ = p.Store.Delete(rctx, key, obj.Generation)
 		}
 	}, nil
+}
+
+// CommandStore keeps, per car, the signed-session cache and the command
+// path learned for it in the state store: no key material, only counters,
+// epochs and the car's public key (carcmd.SessionStore), and "signed" or
+// "rest" (carcmd.PathStore).
+type CommandStore struct {
+	Store state.Store
+	Clock charging.Clock
+}
+
+var (
+	_ carcmd.SessionStore = CommandStore{}
+	_ carcmd.PathStore    = CommandStore{}
+)
+
+type sessionRecord struct {
+	Sessions json.RawMessage `json:"sessions"`
+	SavedAt  time.Time       `json:"saved_at"`
+}
+
+type pathRecord struct {
+	Path        carcmd.Path `json:"path"`
+	LearnedFrom string      `json:"learned_from"`
+	LearnedAt   time.Time   `json:"learned_at"`
+}
+
+// LoadSessions returns the stored session blob (nil when none).
+func (c CommandStore) LoadSessions(ctx context.Context, vin string) ([]byte, error) {
+	rec, _, err := state.Load[sessionRecord](ctx, c.Store, "sessions/"+vin+".json")
+	if errors.Is(err, state.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rec.Sessions, nil
+}
+
+// SaveSessions stores the session blob.
+func (c CommandStore) SaveSessions(ctx context.Context, vin string, blob []byte) error {
+	_, err := state.Update(ctx, c.Store, "sessions/"+vin+".json", func(*sessionRecord, bool) (*sessionRecord, error) {
+		return &sessionRecord{Sessions: blob, SavedAt: c.Clock.Now().UTC()}, nil
+	})
+	return err
+}
+
+// LoadPath returns the learned command path (PathUnknown when none).
+func (c CommandStore) LoadPath(ctx context.Context, vin string) (carcmd.Path, error) {
+	rec, _, err := state.Load[pathRecord](ctx, c.Store, "command-paths/"+vin+".json")
+	if errors.Is(err, state.ErrNotFound) {
+		return carcmd.PathUnknown, nil
+	}
+	if err != nil {
+		return carcmd.PathUnknown, err
+	}
+	return rec.Path, nil
+}
+
+// SavePath records the command path and where it was learned.
+func (c CommandStore) SavePath(ctx context.Context, vin string, p carcmd.Path, learnedFrom string) error {
+	_, err := state.Update(ctx, c.Store, "command-paths/"+vin+".json", func(*pathRecord, bool) (*pathRecord, error) {
+		return &pathRecord{Path: p, LearnedFrom: learnedFrom, LearnedAt: c.Clock.Now().UTC()}, nil
+	})
+	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
@@ -32,15 +33,18 @@ type Options struct {
 	ManagerConfig func(*tokens.Config)
 	// CycleConfig adjusts the charging cycle (tests shorten command spacing).
 	CycleConfig func(*charging.CycleConfig)
+	// SignerConfig adjusts the command signer (tests shorten its retry interval).
+	SignerConfig func(*carcmd.SignerConfig)
 }
 
 // App is a built worker: its handler and the parts tests look at.
 type App struct {
-	Config  Config
-	Handler http.Handler
-	Tokens  *tokens.Manager
-	Cycle   *charging.Cycle
-	close   []func() error
+	Config   Config
+	Handler  http.Handler
+	Tokens   *tokens.Manager
+	Cycle    *charging.Cycle
+	Commands *carcmd.Router
+	close    []func() error
 }
 
 // Close releases the app's clients.
@@ -91,12 +95,13 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	exchanger := &tokens.Exchanger{TokenURL: cfg.TeslaAuthURL, HTTPClient: opts.HTTPClient}
 	app.Tokens = tokens.New(store, exchanger, opts.Clock, opts.Logger.Named("tokens"), mcfg)
 
-	cycle, closeState, err := buildCycle(ctx, cfg, opts, store, app.Tokens, mcfg.Holder)
+	cycle, commands, closeState, err := buildCycle(ctx, cfg, opts, store, app.Tokens, mcfg.Holder)
 	if err != nil {
 		_ = app.Close()
 		return nil, err
 	}
 	app.Cycle = cycle
+	app.Commands = commands
 	app.close = append(app.close, closeState)
 
 	policy, err := cfg.AuthPolicy()
@@ -105,41 +110,41 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	app.Handler = NewHandler(Deps{
-		Tokens: app.Tokens, Cycle: cycle, Auth: policy, Logger: opts.Logger,
+		Tokens: app.Tokens, Cycle: cycle, Commands: commands, Auth: policy, Logger: opts.Logger,
 		ProjectID: cfg.Secrets.Project, Version: opts.Version,
 	})
 	return app, nil
 }
 
-func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Store, tm *tokens.Manager, holder string) (*charging.Cycle, func() error, error) {
+func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Store, tm *tokens.Manager, holder string) (*charging.Cycle, *carcmd.Router, func() error, error) {
 	c := cfg.Charging
 	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
-		return nil, nil, fmt.Errorf("TIMEZONE: %w", err)
+		return nil, nil, nil, fmt.Errorf("TIMEZONE: %w", err)
 	}
 	tariff, err := charging.ParseTariff(c.TariffWindows, c.TariffWindowsWeekend, loc)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if tariff, err = tariff.WithHolidays(c.TariffHolidays); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	readyBy, err := charging.ParseClockTime("READY_BY", c.ReadyBy)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var planner charging.Planner = charging.NewBuiltinPlanner(tariff)
 	if c.PlannerURL != "" {
 		key, err := store.Latest(ctx, c.PlannerAPIKeySecret)
 		if err != nil {
-			return nil, nil, fmt.Errorf("PLANNER_API_KEY_SECRET %s: %w", c.PlannerAPIKeySecret, err)
+			return nil, nil, nil, fmt.Errorf("PLANNER_API_KEY_SECRET %s: %w", c.PlannerAPIKeySecret, err)
 		}
 		ext, err := charging.NewExternalPlanner(charging.ExternalPlannerConfig{
 			URL: c.PlannerURL, APIKey: string(key.Payload), Tariff: tariff, Clock: opts.Clock,
 			DailyQuota: c.PlannerDailyQuota, HTTPClient: opts.HTTPClient,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		planner = charging.FallbackPlanner{Primary: ext, Fallback: planner}
 	}
@@ -148,12 +153,16 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	if stateStore == nil {
 		s, closeFn, err := state.Open(ctx, state.Backend{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		stateStore, closeState = s, closeFn
 	}
-	client := fleet.New(cfg.TeslaFleetAPIURL, tm,
-		fleet.WithCommandURL(cfg.TeslaCommandURL), fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	client := fleet.New(cfg.TeslaFleetAPIURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	commands, err := buildCommands(ctx, cfg, opts, store, stateStore, client, tm)
+	if err != nil {
+		_ = closeState()
+		return nil, nil, nil, err
+	}
 	ccfg := charging.CycleConfig{
 		Home:        charging.LatLon{Lat: c.Home.Lat, Lon: c.Home.Lon},
 		HomeRadiusM: c.Home.RadiusM,
@@ -170,10 +179,53 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	if opts.CycleConfig != nil {
 		opts.CycleConfig(&ccfg)
 	}
-	cycle, err := charging.NewCycle(FleetVehicle{Client: client}, planner, PlanStore{Store: stateStore, Clock: opts.Clock, Holder: holder}, opts.Clock, ccfg)
+	cycle, err := charging.NewCycle(FleetVehicle{Client: client, Commands: commands}, planner, PlanStore{Store: stateStore, Clock: opts.Clock, Holder: holder}, opts.Clock, ccfg)
 	if err != nil {
 		_ = closeState()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return cycle, closeState, nil
+	return cycle, commands, closeState, nil
+}
+
+// buildCommands wires how commands reach the cars (TESLA_COMMAND_MODE): the
+// in-process signer with the owner's key from the secret store, REST for
+// the cars without the protocol, or an external signer. A missing or bad
+// key does not stop the worker: /health says so, and a cycle that needs
+// the key answers a named error.
+func buildCommands(ctx context.Context, cfg Config, opts Options, store secrets.Store, st state.Store,
+	client *fleet.Client, tm *tokens.Manager) (*carcmd.Router, error) {
+	mode, err := cfg.CommandMode()
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger.Named("commands")
+	rc := carcmd.RouterConfig{Mode: mode, REST: client, Status: client, Logger: log,
+		Paths: CommandStore{Store: st, Clock: opts.Clock}}
+	switch mode {
+	case carcmd.ModeProxy:
+		rc.Proxy = fleet.New(cfg.TeslaCommandURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	case carcmd.ModeSign:
+		scfg := carcmd.SignerConfig{
+			Transport: client, KeySecret: cfg.PrivateKeySecret, Clock: opts.Clock, Logger: log,
+			Sessions: CommandStore{Store: st, Clock: opts.Clock},
+			Key: func(ctx context.Context) ([]byte, error) {
+				v, err := store.Latest(ctx, cfg.PrivateKeySecret)
+				if errors.Is(err, secrets.ErrNotFound) || errors.Is(err, secrets.ErrVersionUnavailable) {
+					return nil, fmt.Errorf("%w: %w", carcmd.ErrNoKey, err)
+				}
+				if err != nil {
+					return nil, err
+				}
+				return v.Payload, nil
+			},
+		}
+		if opts.SignerConfig != nil {
+			opts.SignerConfig(&scfg)
+		}
+		rc.Signer = carcmd.NewSigner(scfg)
+		if err := rc.Signer.LoadKey(ctx); err != nil {
+			log.Warn("no usable command key yet: cycles that must sign will fail until one is stored", zap.Error(err))
+		}
+	}
+	return carcmd.NewRouter(rc)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/envcfg"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -35,6 +36,12 @@ type Config struct {
 	TeslaAuthURL     string `env:"TESLA_AUTH_URL, default=https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"`
 	TeslaFleetAPIURL string `env:"TESLA_FLEET_API_URL, default=https://fleet-api.prd.eu.vn.cloud.tesla.com"`
 	TeslaCommandURL  string `env:"TESLA_COMMAND_URL"`
+	// TeslaCommandMode chooses how commands travel (carcmd.ParseMode):
+	// auto signs in the worker unless TESLA_COMMAND_URL names an external signer.
+	TeslaCommandMode string `env:"TESLA_COMMAND_MODE, default=auto"`
+	// PrivateKeySecret holds the owner's PEM P-256 command key; the default
+	// is the Python system's secret, so its key and the cars' pairing carry over.
+	PrivateKeySecret string `env:"TESLA_PRIVATE_KEY_SECRET, default=tesla-private-key"`
 
 	WorkerAuth      string   `env:"WORKER_AUTH, default=iam"`
 	AllowedInvokers []string `env:"ALLOWED_INVOKERS"`
@@ -93,8 +100,16 @@ func (c *Config) Validate() error {
 		}
 		*v = strings.TrimRight(*v, "/")
 	}
-	if c.TeslaCommandURL == "" {
-		c.TeslaCommandURL = c.TeslaFleetAPIURL
+	if c.TeslaCommandURL == c.TeslaFleetAPIURL {
+		// The Python system's deploy set it so when it had no proxy: that
+		// is "no external signer", not "send unsigned commands".
+		c.TeslaCommandURL = ""
+	}
+	if _, err := c.CommandMode(); err != nil {
+		return err
+	}
+	if c.PrivateKeySecret == "" {
+		return fmt.Errorf("TESLA_PRIVATE_KEY_SECRET: must not be empty")
 	}
 	if c.TokenRefreshBefore <= 0 || c.TokenRefreshBefore >= 8*time.Hour {
 		return fmt.Errorf("TOKEN_REFRESH_BEFORE: %s must be between 0 and 8h (access tokens live about 8 h)", c.TokenRefreshBefore)
@@ -106,6 +121,11 @@ func (c *Config) Validate() error {
 		return err
 	}
 	return c.Charging.validate()
+}
+
+// CommandMode is the resolved TESLA_COMMAND_MODE.
+func (c Config) CommandMode() (carcmd.Mode, error) {
+	return carcmd.ParseMode(c.TeslaCommandMode, c.TeslaCommandURL)
 }
 
 // AuthPolicy is the caller-authentication policy from WORKER_AUTH and its settings.

@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/logging"
@@ -52,6 +53,8 @@ type PlanWindow struct {
 type CommandCounts struct {
 	Added   int `json:"added"`
 	Removed int `json:"removed"`
+	// Path is how they travelled: signed, rest or proxy.
+	Path string `json:"path,omitempty"`
 }
 
 // vinPattern: 17 characters, no I, O or Q (ISO 3779).
@@ -79,7 +82,7 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 	}
 	out := CycleResponse{
 		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
-		Commands: CommandCounts{Added: res.Added, Removed: res.Removed},
+		Commands: CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
 		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
 	}
 	for _, win := range res.Plan {
@@ -105,7 +108,26 @@ func cycleError(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, charging.ErrCycleBusy):
 		server.WriteRetryableError(w, http.StatusConflict, server.CodeBusy, err.Error(), 15*time.Second)
-	case errors.Is(err, fleet.ErrWrongRegion), errors.Is(err, fleet.ErrForbidden), errors.Is(err, fleet.ErrPrecondition):
+	// The signed path's faults a person must fix: 409 (not 5xx), so no
+	// caller retries them in a loop; the scout gives a pending trigger up
+	// after a few such answers.
+	case errors.Is(err, carcmd.ErrKeyNotPaired):
+		server.WriteError(w, http.StatusConflict, server.CodeKeyNotPaired, err.Error())
+	case errors.Is(err, carcmd.ErrNoKey):
+		server.WriteError(w, http.StatusConflict, server.CodeKeyMissing, err.Error())
+	case errors.Is(err, carcmd.ErrKeyInvalid):
+		server.WriteError(w, http.StatusConflict, server.CodeKeyInvalid, err.Error())
+	case errors.Is(err, carcmd.ErrKeyRejected):
+		server.WriteError(w, http.StatusConflict, server.CodeKeyRejected, err.Error())
+	case errors.Is(err, carcmd.ErrSigningDisabled):
+		server.WriteError(w, http.StatusConflict, server.CodeSigningDisabled, err.Error())
+	case errors.Is(err, fleet.ErrPrecondition):
+		server.WriteError(w, http.StatusConflict, server.CodeAppUnregistered, err.Error())
+	case errors.Is(err, carcmd.ErrSessionRejected):
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeSessionRejected, err.Error(), retryAfter)
+	case errors.Is(err, carcmd.ErrCarBusy):
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeCarBusy, err.Error(), retryAfter)
+	case errors.Is(err, fleet.ErrWrongRegion), errors.Is(err, fleet.ErrForbidden), errors.Is(err, fleet.ErrSigningRequired):
 		// Configuration problems: retrying will not help.
 		server.WriteError(w, http.StatusBadGateway, server.CodeUpstreamUnavailable, err.Error())
 	case errors.Is(err, charging.ErrVehicleRead), errors.Is(err, charging.ErrCommand), errors.Is(err, fleet.ErrUpstream),
@@ -117,4 +139,11 @@ func cycleError(w http.ResponseWriter, err error) bool {
 		return false
 	}
 	return true
+}
+
+func (h *handlers) commandPath(vin string) string {
+	if h.Commands == nil {
+		return ""
+	}
+	return string(h.Commands.LastPath(vin))
 }

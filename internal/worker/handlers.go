@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -23,10 +24,19 @@ type TokenService interface {
 	Check(ctx context.Context) (tokens.Status, error)
 }
 
+// CommandPaths is what the handlers tell of how commands travel
+// (*carcmd.Router fits).
+type CommandPaths interface {
+	Mode() carcmd.Mode
+	Signer() *carcmd.Signer
+	LastPath(vin string) carcmd.Path
+}
+
 // Deps are the handlers' collaborators.
 type Deps struct {
 	Tokens    TokenService
-	Cycle     CycleRunner // nil: /run-cycle answers 503
+	Cycle     CycleRunner  // nil: /run-cycle answers 503
+	Commands  CommandPaths // nil: /health says nothing of commands
 	Auth      svcauth.Policy
 	Logger    *zap.Logger
 	ProjectID string
@@ -56,10 +66,21 @@ type handlers struct{ Deps }
 
 // HealthResponse is GET /health's answer.
 type HealthResponse struct {
-	Status  string       `json:"status"`
-	Service string       `json:"service"`
-	Version string       `json:"version"`
-	Tokens  TokensHealth `json:"tokens"`
+	Status   string          `json:"status"`
+	Service  string          `json:"service"`
+	Version  string          `json:"version"`
+	Tokens   TokensHealth    `json:"tokens"`
+	Commands *CommandsHealth `json:"commands,omitempty"`
+}
+
+// CommandsHealth says how commands travel and whether the signing key is
+// usable; the key itself never appears, only its public fingerprint.
+type CommandsHealth struct {
+	Mode string `json:"mode"` // sign, proxy or rest
+	// Signing is ok, key_missing, key_invalid or not_loaded (sign mode only).
+	Signing        string `json:"signing,omitempty"`
+	PublicKeySHA   string `json:"public_key_sha256,omitempty"`
+	SignedRequests int64  `json:"signed_requests"`
 }
 
 // TokensHealth describes the stored pair without any token value.
@@ -87,7 +108,23 @@ func (h *handlers) health(w http.ResponseWriter, r *http.Request) {
 			State: string(st.State), ExpiresAt: timePtr(st.ExpiresAt), LastRefreshAt: timePtr(st.LastRefreshAt),
 			LastError: st.LastError, CheckedAt: timePtr(st.CheckedAt),
 		},
+		Commands: h.commandsHealth(),
 	})
+}
+
+func (h *handlers) commandsHealth() *CommandsHealth {
+	if h.Commands == nil {
+		return nil
+	}
+	out := &CommandsHealth{Mode: string(h.Commands.Mode())}
+	if sg := h.Commands.Signer(); sg != nil {
+		out.Signing = sg.KeyState()
+		if k := sg.PublicKey(); k != nil {
+			out.PublicKeySHA = k.Fingerprint
+		}
+		out.SignedRequests = sg.Stats().Requests
+	}
+	return out
 }
 
 // RefreshRequest is POST /refresh-tokens' optional body.
