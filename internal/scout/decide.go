@@ -29,7 +29,15 @@ type Pending struct {
 	LastTry   time.Time `json:"last_try,omitempty"`
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error,omitempty"`
+	// OperatorFailures counts answers only a person can fix (an unpaired
+	// key, say); at MaxOperatorFailures the trigger is dropped instead of
+	// being retried every tick for PENDING_TRIGGER_TTL.
+	OperatorFailures int `json:"operator_failures,omitempty"`
 }
+
+// MaxOperatorFailures bounds the retries of a trigger the worker refused
+// for a reason only the operator can fix.
+const MaxOperatorFailures = 3
 
 // Trigger is the last trigger the worker confirmed.
 type Trigger struct {

@@ -291,11 +291,25 @@ func (s *Scout) trigger(ctx context.Context, rep VehicleReport, obs Observation,
 		}
 		p := *cur.Pending
 		p.AttemptAt, p.LastTry, p.LastError = time.Time{}, now, err.Error()
+		if errors.Is(err, ErrNeedsOperator) {
+			p.OperatorFailures++
+			if p.OperatorFailures >= MaxOperatorFailures {
+				// Every tick would only repeat the same refusal (and
+				// bill a handshake): the next arrival triggers anew.
+				next.Pending = nil
+				return &next, nil
+			}
+		}
 		next.Pending = &p
 		return &next, nil
 	})
 	if uerr != nil {
 		log.Error("could not record the trigger's outcome", zap.Error(uerr))
+	}
+	if errors.Is(err, ErrNeedsOperator) {
+		log.Error("the worker cannot change the car until the operator acts", zap.Error(err))
+		rep.Action, rep.Error = ActionPending, err.Error()
+		return rep
 	}
 	if err != nil {
 		log.Warn("trigger failed; kept pending for a later tick", zap.Error(err))

@@ -19,9 +19,21 @@ var (
 	ErrWorkerUnavailable = errors.New("worker unavailable")
 	// ErrWorkerRejected: the worker answered 4xx (bad request, auth).
 	ErrWorkerRejected = errors.New("worker rejected the request")
+	// ErrNeedsOperator: the worker says a person must act before a cycle can
+	// change the car (key not paired, no key, bad key, app not
+	// registered…); the message names the fix. Retried a few times, in case
+	// the owner just fixed it, never for hours.
+	ErrNeedsOperator = errors.New("worker reports a problem only the operator can fix")
 	// ErrReauthRequired: the worker says the Tesla chain needs a new login.
 	ErrReauthRequired = errors.New("worker reports that a new Tesla login is needed (run `fleetctl login`)")
 )
+
+// operatorCodes are the worker's error codes that only a person can fix
+// (internal/server: the command path's codes).
+var operatorCodes = map[string]bool{
+	"key_not_paired": true, "key_missing": true, "key_invalid": true, "key_rejected": true,
+	"signing_disabled": true, "app_not_registered": true,
+}
 
 // WorkerClient calls the worker's API. Its http.Client authenticates
 // (svcauth.NewClient: an ID token in iam mode, the bearer in token mode).
@@ -103,6 +115,8 @@ func (w *WorkerClient) post(ctx context.Context, path string, in, out any, timeo
 	switch {
 	case e.Error.Code == "reauth_required":
 		return fmt.Errorf("%w: %s", ErrReauthRequired, msg)
+	case operatorCodes[e.Error.Code]:
+		return fmt.Errorf("%w: %s", ErrNeedsOperator, msg)
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: %s", ErrWorkerUnavailable, msg)
 	default:
