@@ -19,11 +19,13 @@
 : "${TIME_ZONE:=Europe/Warsaw}"
 
 # The secrets the Python system already uses: the same names, so a takeover
-# needs no new Tesla login. planner-api-key only with PLANNER_URL.
+# needs no new Tesla login, and its command key (with the cars' pairing)
+# carries over. planner-api-key only with PLANNER_URL.
 FLEET_TOKENS_SECRET=fleet-tokens
 CLIENT_ID_SECRET=tesla-client-id
 CLIENT_SECRET_SECRET=tesla-client-secret
 LEGACY_SECRET=tesla-refresh-token
+PRIVATE_KEY_SECRET=tesla-private-key
 PLANNER_KEY_SECRET=planner-api-key
 
 WORKER_SA="${WORKER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"

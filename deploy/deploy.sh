@@ -21,12 +21,37 @@ source deploy/iam.sh
 # Optional settings; empty ones are left out of the services, which then use
 # their own defaults (README.md, "Configuration").
 : "${TESLA_FLEET_API_URL:=https://fleet-api.prd.eu.vn.cloud.tesla.com}"
-: "${TESLA_COMMAND_URL:=${TESLA_FLEET_API_URL}}"
 for optional in VEHICLE_VINS HOME_RADIUS_M TARIFF_WINDOWS TARIFF_WINDOWS_WEEKEND TARIFF_HOLIDAYS \
-  CHARGE_TARGET_PERCENT CHARGE_FLOOR_PERCENT BATTERY_KWH CHARGER_KW READY_BY PLANNER_URL; do
+  CHARGE_TARGET_PERCENT CHARGE_FLOOR_PERCENT BATTERY_KWH CHARGER_KW READY_BY PLANNER_URL \
+  TESLA_COMMAND_MODE TESLA_COMMAND_URL; do
   printf -v "$optional" '%s' "${!optional:-}"
   export "${optional?}"
 done
+# How commands reach the cars (README.md, "Signed commands"): by default the
+# worker signs them with the key in tesla-private-key; TESLA_COMMAND_URL names
+# an external signer. The Fleet API's own URL there means "no signer" (the
+# Python system's deploy set it so when it had none): it is dropped, as the
+# worker would. The worker refuses what does not fit together at start-up;
+# refuse it here, before a revision that never becomes ready.
+if [[ "${TESLA_COMMAND_URL%/}" == "${TESLA_FLEET_API_URL%/}" ]]; then
+  TESLA_COMMAND_URL=""
+fi
+case "$TESLA_COMMAND_MODE" in
+  "" | auto) ;;
+  proxy)
+    if [[ -z "$TESLA_COMMAND_URL" ]]; then
+      echo "deploy: TESLA_COMMAND_MODE=proxy needs TESLA_COMMAND_URL (the external signer's URL)" >&2
+      exit 2
+    fi ;;
+  sign | rest)
+    if [[ -n "$TESLA_COMMAND_URL" ]]; then
+      echo "deploy: TESLA_COMMAND_URL is set but TESLA_COMMAND_MODE=${TESLA_COMMAND_MODE} does not use it: unset it, or use proxy or auto" >&2
+      exit 2
+    fi ;;
+  *)
+    echo "deploy: TESLA_COMMAND_MODE=${TESLA_COMMAND_MODE} is not one of auto, sign, proxy, rest" >&2
+    exit 2 ;;
+esac
 if dry_run; then
   VERSION=dry-run
 else
@@ -52,6 +77,13 @@ if [[ -n "$PLANNER_URL" ]] && ! dry_run &&
   echo "  printf %s \"\$PLANNER_API_KEY\" | gcloud secrets versions add ${PLANNER_KEY_SECRET} --data-file=- --project ${PROJECT}" >&2
   exit 2
 fi
+# Without a command key the worker starts (its /health says key_missing) but
+# cannot sign: say so, and where the README tells how to add one.
+if [[ -z "$TESLA_COMMAND_URL" && "$TESLA_COMMAND_MODE" != rest ]] && ! dry_run &&
+  [[ -z "$(gcloud secrets versions list "$PRIVATE_KEY_SECRET" --project "$PROJECT" --filter state=enabled --limit 1 --format 'value(name)')" ]]; then
+  echo "deploy: note: the secret ${PRIVATE_KEY_SECRET} has no enabled version: the worker cannot sign commands until" >&2
+  echo "  a key is added and paired with the car (deploy/README.md, \"Signed commands\")" >&2
+fi
 
 # 3. Images, then their digests: a service must never follow a moving tag.
 run gcloud builds submit --project "$PROJECT" --region "$REGION" --config deploy/cloudbuild.yaml \
@@ -67,7 +99,7 @@ SCOUT_IMAGE="${REPO}/scout@${SCOUT_DIGEST}"
 
 # 4. The worker first: the scout needs its URL.
 export PROJECT REGION WORKER_SERVICE SCOUT_SERVICE WORKER_SA SCOUT_SA SCHEDULER_SA WORKER_ALLOWED_INVOKERS \
-  STATE_BUCKET TIME_ZONE TESLA_FLEET_API_URL TESLA_COMMAND_URL HOME_LAT HOME_LON WORKER_IMAGE SCOUT_IMAGE
+  STATE_BUCKET TIME_ZONE TESLA_FLEET_API_URL HOME_LAT HOME_LON WORKER_IMAGE SCOUT_IMAGE
 run mkdir -p "$RENDER_DIR"
 render deploy/worker.yaml "${RENDER_DIR}/worker.yaml"
 run gcloud run services replace "${RENDER_DIR}/worker.yaml" --project "$PROJECT" --region "$REGION"

@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -384,7 +385,8 @@ func TestServicesStartWithTheirEnvironment(t *testing.T) {
 				}
 			}
 			if extra == nil {
-				for _, optional := range []string{"PLANNER_URL", "VEHICLE_VINS", "TARIFF_WINDOWS", "HOME_RADIUS_M"} {
+				for _, optional := range []string{"PLANNER_URL", "VEHICLE_VINS", "TARIFF_WINDOWS", "HOME_RADIUS_M",
+					"TESLA_COMMAND_MODE", "TESLA_COMMAND_URL"} {
 					if _, ok := wenv[optional]; ok {
 						t.Errorf("worker: unset %s should be left out, not set empty", optional)
 					}
@@ -392,6 +394,108 @@ func TestServicesStartWithTheirEnvironment(t *testing.T) {
 						t.Errorf("scout: unset %s should be left out, not set empty", optional)
 					}
 				}
+			}
+		})
+	}
+}
+
+// How commands reach the cars. By default the worker signs them itself:
+// no TESLA_COMMAND_URL (the old default, the Fleet API's URL, would send
+// unsigned commands that only pre-2021 Model S/X accept) and the Python
+// system's key secret. What deploy.sh refuses, the worker would refuse at
+// start-up, and the other way round.
+func TestCommandSettings(t *testing.T) {
+	t.Parallel()
+	defaults := dryRun(t, nil)
+	wenv := defaults.service(t, "worker").env(t)
+	if got := wenv["TESLA_PRIVATE_KEY_SECRET"]; got != "tesla-private-key" {
+		t.Errorf("worker TESLA_PRIVATE_KEY_SECRET=%q, want tesla-private-key (the Python system's)", got)
+	}
+	for _, v := range []string{"TESLA_COMMAND_URL", "TESLA_COMMAND_MODE"} {
+		if got, ok := wenv[v]; ok {
+			t.Errorf("worker: %s=%q by default; want it left out", v, got)
+		}
+	}
+	for v := range defaults.service(t, "scout").env(t) {
+		if strings.HasPrefix(v, "TESLA_COMMAND") || strings.HasPrefix(v, "TESLA_PRIVATE_KEY") {
+			t.Errorf("scout sets %s: it sends no commands", v)
+		}
+	}
+	fleetURL := wenv["TESLA_FLEET_API_URL"]
+	const signer = "https://signer.example.com:4443"
+	for _, tc := range []struct {
+		mode, url string
+		want      string // the worker's resolved mode; "" = refused
+		wantURL   string // TESLA_COMMAND_URL as deployed
+		named     string // what the refusal names
+	}{
+		{"", "", "sign", "", ""},
+		{"auto", "", "sign", "", ""},
+		{"sign", "", "sign", "", ""},
+		{"rest", "", "rest", "", ""},
+		{"", signer, "proxy", signer, ""},
+		{"auto", signer, "proxy", signer, ""},
+		{"proxy", signer, "proxy", signer, ""},
+		// The Python system's "no signer": dropped, as the worker would.
+		{"", fleetURL, "sign", "", ""},
+		{"sign", fleetURL + "/", "sign", "", ""},
+		{"proxy", "", "", "", "TESLA_COMMAND_URL"},
+		{"proxy", fleetURL, "", "", "TESLA_COMMAND_URL"},
+		{"sign", signer, "", "", "TESLA_COMMAND_URL"},
+		{"rest", signer, "", "", "TESLA_COMMAND_URL"},
+		{"signed", "", "", "", "TESLA_COMMAND_MODE"},
+	} {
+		t.Run(tc.mode+"|"+tc.url, func(t *testing.T) {
+			t.Parallel()
+			extra := map[string]string{"TESLA_COMMAND_MODE": tc.mode, "TESLA_COMMAND_URL": tc.url}
+			// The worker's own verdict on the same settings.
+			direct := maps.Clone(wenv)
+			for k, v := range extra {
+				if v != "" {
+					direct[k] = v
+				}
+			}
+			_, loadErr := worker.LoadConfig(context.Background(), envconfig.MapLookuper(direct))
+
+			bin, _ := tripwire(t)
+			env := map[string]string{"DRY_RUN": "1"}
+			for _, m := range []map[string]string{baseEnv, extra} {
+				for k, v := range m {
+					env[k] = v
+				}
+			}
+			out, stderr, err := deploySh(t, bin, env)
+			if tc.want == "" {
+				if err == nil || out != "" {
+					t.Fatalf("deploy.sh accepted it (err %v)", err)
+				}
+				if !strings.Contains(stderr, tc.named) {
+					t.Errorf("the refusal does not name %s: %s", tc.named, stderr)
+				}
+				if loadErr == nil {
+					t.Error("deploy.sh refuses what the worker would accept")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("deploy.sh: %v\n%s", err, stderr)
+			}
+			if loadErr != nil {
+				t.Errorf("deploy.sh accepts what the worker refuses: %v", loadErr)
+			}
+			got := parseScript(t, out).service(t, "worker").env(t)
+			if url, ok := got["TESLA_COMMAND_URL"]; url != tc.wantURL || ok != (tc.wantURL != "") {
+				t.Errorf("TESLA_COMMAND_URL deployed as %q (set: %v), want %q", url, ok, tc.wantURL)
+			}
+			if m, ok := got["TESLA_COMMAND_MODE"]; m != tc.mode || ok != (tc.mode != "") {
+				t.Errorf("TESLA_COMMAND_MODE deployed as %q (set: %v), want %q", m, ok, tc.mode)
+			}
+			wc, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(got))
+			if err != nil {
+				t.Fatalf("the worker would not start: %v", err)
+			}
+			if mode, err := wc.CommandMode(); err != nil || string(mode) != tc.want {
+				t.Errorf("the worker would send commands by %q (%v), want %q", mode, err, tc.want)
 			}
 		})
 	}
@@ -518,6 +622,7 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 		{"secrets tesla-client-id", workerSA, accessor},
 		{"secrets tesla-client-secret", workerSA, accessor},
 		{"secrets tesla-refresh-token", workerSA, accessor},
+		{"secrets tesla-private-key", workerSA, accessor},
 		{"storage buckets gs://demo-project-offpeak-state", workerSA, "roles/storage.objectUser"},
 		{"run services offpeak-scout", schedulerSA, "roles/run.invoker"},
 		{"storage buckets gs://demo-project-offpeak-build", builderSA, "roles/storage.objectUser"},
@@ -552,6 +657,19 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 			}
 			if tc.env["PLANNER_URL"] != "" && len(s.find("gcloud", "secrets", "create", "planner-api-key")) != 1 {
 				t.Error("PLANNER_URL set, but the planner-api-key secret is not created")
+			}
+			// The command key: created if missing, read by the worker and by
+			// nobody else, and never written by it (the operator adds versions).
+			if len(s.find("gcloud", "secrets", "create", "tesla-private-key")) != 1 {
+				t.Error("the tesla-private-key secret is not created")
+			}
+			for _, b := range got {
+				if b.on == "secrets tesla-private-key" && (b.member != workerSA || b.role != accessor) {
+					t.Errorf("tesla-private-key: %s gets %s; only the worker may read it, and only read", b.member, b.role)
+				}
+				if b.member == scoutSA && b.on != "secrets fleet-tokens" && strings.HasPrefix(b.on, "secrets ") {
+					t.Errorf("the scout gets %s on %s; it reads fleet-tokens only", b.role, b.on)
+				}
 			}
 			if strings.Contains(s.out, "allUsers") || strings.Contains(s.out, "allAuthenticatedUsers") {
 				t.Error("a service is opened to everyone")
@@ -692,14 +810,22 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 		return s
 	}
 
-	first := deploy(false)
+	first, stderr, err := run(false, nil)
+	if err != nil {
+		t.Fatalf("deploy.sh: %v\n%s", err, stderr)
+	}
+	// An empty project has no command key: the worker deploys, and the
+	// operator is told it cannot sign until one is added.
+	if !strings.Contains(stderr, "tesla-private-key has no enabled version") {
+		t.Errorf("no note about the missing command key:\n%s", stderr)
+	}
 	created := map[string]int{}
 	for _, c := range first.commands {
 		if i := slices.Index(c, "create"); i > 0 {
 			created[strings.Join(c[1:i], " ")]++
 		}
 	}
-	want := map[string]int{"iam service-accounts": 4, "secrets": 4, "iam roles": 1, "storage buckets": 2,
+	want := map[string]int{"iam service-accounts": 4, "secrets": 5, "iam roles": 1, "storage buckets": 2,
 		"artifacts repositories": 1, "scheduler jobs": 1}
 	if !reflect.DeepEqual(created, want) {
 		t.Errorf("an empty project: created %v, want %v", created, want)
@@ -710,8 +836,8 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 	}
 	// The first binding failed once and was tried again.
 	first2 := bindings(t, first)
-	if len(first2) != 14 || first2[0] != first2[1] {
-		t.Errorf("bindings: %d (want 13 and one retry), first two %v", len(first2), first2[:2])
+	if len(first2) != 15 || first2[0] != first2[1] {
+		t.Errorf("bindings: %d (want 14 and one retry), first two %v", len(first2), first2[:2])
 	}
 	for _, name := range []string{"worker", "scout"} {
 		data, err := os.ReadFile(filepath.Join(rendered, name+".yaml"))

@@ -30,11 +30,12 @@ iam_resources() {
 
 iam_secrets() {
   local s
-  local secrets=("$FLEET_TOKENS_SECRET" "$CLIENT_ID_SECRET" "$CLIENT_SECRET_SECRET" "$LEGACY_SECRET")
+  local secrets=("$FLEET_TOKENS_SECRET" "$CLIENT_ID_SECRET" "$CLIENT_SECRET_SECRET" "$LEGACY_SECRET" "$PRIVATE_KEY_SECRET")
   [[ -n "${PLANNER_URL:-}" ]] && secrets+=("$PLANNER_KEY_SECRET")
   for s in "${secrets[@]}"; do
-    # Created empty. Values come from an operator (or `fleetctl login`), never
-    # from this script; a takeover finds them all present and creates nothing.
+    # Created empty. Values come from an operator (or `fleetctl login`, and
+    # for the command key `fleetctl keygen`), never from this script; a
+    # takeover finds them all present and creates nothing.
     create_if_missing gcloud secrets describe "$s" --project "$PROJECT" \
       --then gcloud secrets create "$s" --project "$PROJECT" --replication-policy automatic
   done
@@ -59,8 +60,9 @@ iam_secrets() {
     bind gcloud secrets add-iam-policy-binding "$FLEET_TOKENS_SECRET" --project "$PROJECT" \
       --member "serviceAccount:${WORKER_SA}" --role "$role"
   done
-  # Worker: reads the app's credentials, the legacy refresh token (migration)
-  # and, with PLANNER_URL, the planner's API key.
+  # Worker: reads the app's credentials, the legacy refresh token (migration),
+  # the command key it signs with (read only: the operator writes it) and,
+  # with PLANNER_URL, the planner's API key. The scout gets none of them.
   for s in "${secrets[@]:1}"; do
     bind gcloud secrets add-iam-policy-binding "$s" --project "$PROJECT" \
       --member "serviceAccount:${WORKER_SA}" --role roles/secretmanager.secretAccessor
