@@ -1,8 +1,25 @@
 // Command fleetsim runs the Tesla simulator: the OAuth token endpoint with
 // Tesla's refresh-token rotation, the Fleet API with sleeping cars, the
-// signing proxy's charge-schedule commands, and a /sim/ admin API to drive it.
+// signing proxy's charge-schedule commands, the cars' side of the Vehicle
+// Command Protocol (POST /api/1/vehicles/{vin}/signed_command, fleet_status),
+// and a /sim/ admin API to drive it.
 //
 //	go run ./cmd/fleetsim -manual-clock -cars 5YJ3E7EB0KF000001@52.2297,21.0122
+//
+// By default there are two cars in Warsaw: a Model 3 (5YJ3E7EB0KF000001)
+// that, like every Model 3/Y, takes only signed commands from paired keys
+// and answers REST commands 403, and a legacy 2018 Model S
+// (5YJSA1E2XJF000002) that takes REST commands and answers signed_command
+// 422. In -cars a VIN may carry a command-signing mode after a colon:
+// VIN:legacy (or VIN:off) takes REST only, VIN:allowed takes both,
+// VIN:hardlocked needs signing and answers REST commands 200
+// {"result":false,"reason":"unsigned_cmds_hardlocked"}, VIN:required is the
+// default. Example: -cars 5YJ3E7EB0KF000001@52.2,21.0,5YJSA1E2XJF000002:legacy@52.2,21.0
+//
+// -app-key FILE names the app's public key (PEM "PUBLIC KEY", hex or raw
+// point) that fleet_status checks; -pair-app-key also pairs it with every
+// car at start, as if the owner had approved the pairing link. Keys are
+// otherwise paired through POST /sim/cars/{vin}/keys.
 package main
 
 import (
@@ -25,8 +42,9 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 )
 
-// defaultCars is one car at home in Warsaw.
-const defaultCars = "5YJ3E7EB0KF000001@52.2297,21.0122"
+// defaultCars: a Model 3 that needs signed commands and a legacy 2018
+// Model S that takes REST commands, both at home in Warsaw.
+const defaultCars = "5YJ3E7EB0KF000001@52.2297,21.0122,5YJSA1E2XJF000002:legacy@52.2297,21.0122"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,7 +68,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	grace := env.duration(fs, "grace", "FLEETSIM_GRACE", fleetsim.DefaultGrace, "how long the last used refresh token stays accepted")
 	manual := fs.Bool("manual-clock", env.boolean("FLEETSIM_MANUAL_CLOCK"), "run on a clock that only moves through POST /sim/clock (env FLEETSIM_MANUAL_CLOCK)")
 	revoke := fs.Bool("revoke-access-on-rotate", env.boolean("FLEETSIM_REVOKE_ACCESS_ON_ROTATE"), "a refresh invalidates older access tokens (env FLEETSIM_REVOKE_ACCESS_ON_ROTATE)")
-	cars := fs.String("cars", env.str("FLEETSIM_CARS", defaultCars), "cars as VIN@lat,lon[,VIN@lat,lon...] (env FLEETSIM_CARS)")
+	cars := fs.String("cars", env.str("FLEETSIM_CARS", defaultCars), "cars as VIN[:mode]@lat,lon[,…]; mode required (default), legacy/off, allowed or hardlocked (env FLEETSIM_CARS)")
+	appKeyFile := fs.String("app-key", env.str("FLEETSIM_APP_KEY", ""), "file with the app's public key (PEM, hex or raw point) for fleet_status (env FLEETSIM_APP_KEY)")
+	pairAppKey := fs.Bool("pair-app-key", env.boolean("FLEETSIM_PAIR_APP_KEY"), "pair the -app-key with every car at start (env FLEETSIM_PAIR_APP_KEY)")
 	region := fs.String("region", env.str("FLEETSIM_REGION", fleetsim.DefaultRegion), "account region: EU, NA or CN (env FLEETSIM_REGION)")
 	clientID := fs.String("client-id", env.str("FLEETSIM_CLIENT_ID", fleetsim.DefaultClientID), "OAuth client id (env FLEETSIM_CLIENT_ID)")
 	clientSecret := fs.String("client-secret", env.str("FLEETSIM_CLIENT_SECRET", fleetsim.DefaultClientSecret), "OAuth client secret (env FLEETSIM_CLIENT_SECRET)")
@@ -64,6 +84,19 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	carList, err := parseCars(*cars)
 	if err != nil {
 		return fmt.Errorf("-cars: %w", err)
+	}
+
+	var appKey []byte
+	if *appKeyFile != "" {
+		data, err := os.ReadFile(*appKeyFile)
+		if err != nil {
+			return fmt.Errorf("-app-key: %w", err)
+		}
+		if appKey, err = fleetsim.ParsePublicKey(data); err != nil {
+			return fmt.Errorf("-app-key %s: %w", *appKeyFile, err)
+		}
+	} else if *pairAppKey {
+		return errors.New("-pair-app-key needs -app-key")
 	}
 
 	logger := newLogger(stderr, *verbose)
@@ -83,10 +116,16 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		SleepAfter:           time.Duration(*sleepAfter),
 		WakeDelay:            time.Duration(*wakeDelay),
 		RevokeAccessOnRotate: *revoke,
+		AppPublicKey:         appKey,
 		Logger:               logger,
 	})
 	for _, c := range carList {
 		sim.AddCar(c)
+		if *pairAppKey {
+			if err := sim.PairKey(c.VIN, appKey); err != nil {
+				return err
+			}
+		}
 	}
 	base, err := sim.Start(*addr)
 	if err != nil {
@@ -100,17 +139,35 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return sim.Close()
 }
 
-// parseCars reads "VIN@lat,lon,VIN@lat,lon" (";" also separates cars; a bare
-// VIN is parked in Warsaw). Every car starts online and unplugged.
+// parseCars reads "VIN[:mode]@lat,lon,VIN[:mode]@lat,lon" (";" also
+// separates cars; a bare VIN is parked in Warsaw). Every car starts online
+// and unplugged. mode is the car's command signing: required (the
+// default), legacy or off (REST commands only), allowed (both), or
+// hardlocked (required, and REST commands answer unsigned_cmds_hardlocked).
 func parseCars(spec string) ([]fleetsim.CarState, error) {
 	fields := strings.FieldsFunc(spec, func(r rune) bool { return r == ',' || r == ';' })
 	var out []fleetsim.CarState
 	for i := 0; i < len(fields); i++ {
-		vin, latText, hasPos := strings.Cut(strings.TrimSpace(fields[i]), "@")
+		id, latText, hasPos := strings.Cut(strings.TrimSpace(fields[i]), "@")
+		vin, mode, hasMode := strings.Cut(id, ":")
 		if vin == "" {
 			return nil, fmt.Errorf("empty VIN in %q", spec)
 		}
 		c := fleetsim.CarState{VIN: vin, State: fleetsim.StateOnline, Latitude: 52.2297, Longitude: 21.0122, BatteryLevel: 60}
+		if hasMode {
+			switch strings.ToLower(mode) {
+			case "required":
+				c.CommandSigning = fleetsim.CommandSigningRequired
+			case "legacy", "off":
+				c.CommandSigning = fleetsim.CommandSigningOff
+			case "allowed":
+				c.CommandSigning = fleetsim.CommandSigningAllowed
+			case "hardlocked":
+				c.CommandSigning, c.UnsignedHardlocked = fleetsim.CommandSigningRequired, true
+			default:
+				return nil, fmt.Errorf("%s: unknown mode %q (want required, legacy, off, allowed or hardlocked)", vin, mode)
+			}
+		}
 		if hasPos {
 			if i+1 >= len(fields) {
 				return nil, fmt.Errorf("%s: want VIN@lat,lon", vin)

@@ -1,8 +1,12 @@
 package fleetsim
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -78,6 +82,37 @@ func (s *Sim) routes() http.Handler {
 			list = []ChargeSchedule{}
 		}
 		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("GET /sim/cars/{vin}/keys", s.adminListKeys)
+	mux.HandleFunc("POST /sim/cars/{vin}/keys", s.adminPairKey)
+	mux.HandleFunc("DELETE /sim/cars/{vin}/keys", s.adminUnpairKey)
+	mux.HandleFunc("DELETE /sim/cars/{vin}/keys/{key}", s.adminUnpairKey)
+	mux.HandleFunc("POST /sim/cars/{vin}/reboot", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.RebootCar(r.PathValue("vin")); err != nil {
+			adminError(w, http.StatusNotFound, "unknown car")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /sim/app-key", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"app_public_key": keyView(s.AppPublicKey(), nil)})
+	})
+	mux.HandleFunc("PUT /sim/app-key", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			PublicKey string `json:"public_key"`
+		}
+		if !decodeAdmin(w, r, &in) {
+			return
+		}
+		if err := s.SetAppPublicKey([]byte(in.PublicKey)); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"app_public_key": keyView(s.AppPublicKey(), nil)})
+	})
+	mux.HandleFunc("DELETE /sim/app-key", func(w http.ResponseWriter, r *http.Request) {
+		_ = s.SetAppPublicKey(nil)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /sim/faults", s.adminInjectFault)
 	mux.HandleFunc("DELETE /sim/faults", func(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +192,13 @@ func (s *Sim) adminPutCar(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
 		return
 	}
+	var signing struct {
+		CommandSigning *string `json:"command_signing"`
+	}
+	if err := json.Unmarshal(data, &signing); err == nil && signing.CommandSigning != nil && !validCommandSigning(*signing.CommandSigning) {
+		adminError(w, http.StatusBadRequest, `command_signing must be "required", "off" (or "legacy") or "allowed"`)
+		return
+	}
 	if _, ok := s.Car(vin); !ok {
 		c := CarState{VIN: vin}
 		if err := json.Unmarshal(data, &c); err != nil {
@@ -193,6 +235,7 @@ type faultRequest struct {
 	Malformed         bool     `json:"malformed"`
 	HoldAfterCommitMS int      `json:"hold_after_commit_ms"`
 	Times             int      `json:"times"`
+	CarFault          string   `json:"car_fault"`
 }
 
 func (s *Sim) adminInjectFault(w http.ResponseWriter, r *http.Request) {
@@ -208,6 +251,13 @@ func (s *Sim) adminInjectFault(w http.ResponseWriter, r *http.Request) {
 		Status: in.Status, Body: in.Body, RetryAfter: in.RetryAfter,
 		Latency: time.Duration(in.LatencyMS) * time.Millisecond, Drop: in.Drop, Malformed: in.Malformed,
 		HoldAfterCommit: time.Duration(in.HoldAfterCommitMS) * time.Millisecond, Times: in.Times,
+		CarFault: in.CarFault,
+	}
+	if f.CarFault != "" {
+		if _, ok := parseMessageFault(f.CarFault); !ok {
+			adminError(w, http.StatusBadRequest, "unknown car_fault "+f.CarFault+" (want a MessageFault_E name such as BUSY)")
+			return
+		}
 	}
 	if f.Status != 0 && (f.Status < 100 || f.Status > 999) {
 		adminError(w, http.StatusBadRequest, "status out of range")
@@ -267,4 +317,88 @@ func (s *Sim) adminClock(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Tick()
 	writeJSON(w, http.StatusOK, map[string]any{"now": s.now().Format(time.RFC3339Nano), "manual": true})
+}
+
+// keyView is how the admin API shows a public key: the point in hex and
+// base64 and as PEM. Only public keys are ever shown.
+func keyView(point, appKey []byte) map[string]any {
+	if point == nil {
+		return nil
+	}
+	v := map[string]any{
+		"public_key":        hex.EncodeToString(point),
+		"public_key_base64": base64.StdEncoding.EncodeToString(point),
+		"pem":               publicKeyPEM(point),
+	}
+	if appKey != nil {
+		v["app_key"] = bytes.Equal(point, appKey)
+	}
+	return v
+}
+
+// adminListKeys is GET /sim/cars/{vin}/keys: the car's public key and its paired keys.
+func (s *Sim) adminListKeys(w http.ResponseWriter, r *http.Request) {
+	vin := r.PathValue("vin")
+	vehicleKey := s.VehiclePublicKey(vin)
+	if vehicleKey == nil {
+		adminError(w, http.StatusNotFound, "unknown car")
+		return
+	}
+	app := s.AppPublicKey()
+	keys := []map[string]any{}
+	for _, k := range s.PairedKeys(vin) {
+		keys = append(keys, keyView(k, app))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"vin":                vin,
+		"vehicle_public_key": keyView(vehicleKey, nil),
+		"keys":               keys,
+	})
+}
+
+// adminPairKey is POST /sim/cars/{vin}/keys {"public_key":"<PEM, hex or base64>"}:
+// what approving the pairing link in the Tesla app does.
+func (s *Sim) adminPairKey(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		PublicKey string `json:"public_key"`
+	}
+	if !decodeAdmin(w, r, &in) {
+		return
+	}
+	if err := s.PairKey(r.PathValue("vin"), []byte(in.PublicKey)); err != nil {
+		adminKeyError(w, err)
+		return
+	}
+	s.adminListKeys(w, r)
+}
+
+// adminUnpairKey is DELETE /sim/cars/{vin}/keys/{key} (key in hex or
+// URL-safe base64) or DELETE /sim/cars/{vin}/keys {"public_key":"…"}.
+func (s *Sim) adminUnpairKey(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key == "" {
+		var in struct {
+			PublicKey string `json:"public_key"`
+		}
+		if !decodeAdmin(w, r, &in) {
+			return
+		}
+		key = in.PublicKey
+	}
+	if err := s.UnpairKey(r.PathValue("vin"), []byte(key)); err != nil {
+		adminKeyError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func adminKeyError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrUnknownCar), errors.Is(err, ErrUnknownKey):
+		adminError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrKeychainFull):
+		adminError(w, http.StatusConflict, err.Error())
+	default:
+		adminError(w, http.StatusBadRequest, err.Error())
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -48,7 +49,31 @@ type CarState struct {
 	MaxNumChargeSchedules int     `json:"max_num_charge_schedules"`
 	DisplayName           string  `json:"display_name"`
 	ID                    int64   `json:"id"`
+	// CommandSigning says which commands the car takes, as GET /vehicles'
+	// command_signing names it (vehicle-commands.md §1): "required" (the
+	// default when empty: a Model 3/Y or 2021+ Model S/X, signed_command
+	// only, REST commands answer 403), "off" (a pre-2021 Model S/X: REST
+	// commands only, signed_command answers 422) or "allowed" (both work).
+	CommandSigning string `json:"command_signing"`
+	// UnsignedHardlocked makes a car that requires signing answer REST
+	// commands with 200 {"result":false,"reason":"unsigned_cmds_hardlocked"}
+	// instead of the 403 (seen on some cars, vehicle-command issue 76).
+	UnsignedHardlocked bool `json:"unsigned_hardlocked,omitempty"`
+	// FirmwareVersion is what fleet_status and vehicle_state report; default
+	// DefaultFirmwareVersion. Before 2024.38 the car ignores
+	// FLAG_ENCRYPT_RESPONSE and answers in plaintext (protocol.md §Response decryption).
+	FirmwareVersion string `json:"firmware_version"`
 }
+
+// Values of CarState.CommandSigning.
+const (
+	CommandSigningRequired = "required"
+	CommandSigningOff      = "off"
+	CommandSigningAllowed  = "allowed"
+)
+
+// DefaultFirmwareVersion is a new car's CarState.FirmwareVersion.
+const DefaultFirmwareVersion = "2025.44.25"
 
 // ChargeSchedule is a stored charge schedule in the car's shape: DaysOfWeek
 // is the bitmask (SUN=1 … SAT=64), positions went through float32.
@@ -80,6 +105,16 @@ type car struct {
 	lastActivity time.Time
 	wakeAt       time.Time // zero: no wake pending
 	schedules    []ChargeSchedule
+	vcp          *vcpState // the car's side of the Vehicle Command Protocol (vcp.go)
+}
+
+// signing is the car's CommandSigning, normalized.
+func (c *car) signing() string {
+	switch c.CommandSigning {
+	case CommandSigningOff, CommandSigningAllowed:
+		return c.CommandSigning
+	}
+	return CommandSigningRequired
 }
 
 type scheduledStep struct {
@@ -89,8 +124,11 @@ type scheduledStep struct {
 }
 
 // AddCar adds (or replaces the state of) a car. Missing fields get defaults:
-// online, unplugged, charge limit 80, 10 schedules, an id. An online car's
-// idle timer starts now.
+// online, unplugged, charge limit 80, 10 schedules, an id, command signing
+// "required", firmware DefaultFirmwareVersion. An online car's idle timer
+// starts now. A new car gets its own P-256 key and fresh epochs for its
+// VCSEC and infotainment domains, with no paired keys; replacing a car's
+// state keeps its key, epochs and paired keys (it is the same car).
 func (s *Sim) AddCar(c CarState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,7 +149,7 @@ func (s *Sim) AddCar(c CarState) {
 	if c.ID == 0 {
 		c.ID = 3744000000000000 + n
 	}
-	s.cars[c.VIN] = &car{CarState: c, vehicleID: 1492000000 + n, lastActivity: now}
+	s.cars[c.VIN] = &car{CarState: c, vehicleID: 1492000000 + n, lastActivity: now, vcp: newVCPState(now)}
 	s.carOrder = append(s.carOrder, c.VIN)
 }
 
@@ -134,6 +172,27 @@ func normalize(c *CarState) {
 	if c.DisplayName == "" {
 		c.DisplayName = "Sim " + c.VIN[max(0, len(c.VIN)-6):]
 	}
+	c.CommandSigning = strings.ToLower(strings.TrimSpace(c.CommandSigning))
+	switch c.CommandSigning {
+	case CommandSigningOff, CommandSigningAllowed, CommandSigningRequired:
+	case "legacy":
+		c.CommandSigning = CommandSigningOff
+	default:
+		c.CommandSigning = CommandSigningRequired
+	}
+	if c.FirmwareVersion == "" {
+		c.FirmwareVersion = DefaultFirmwareVersion
+	}
+}
+
+// validCommandSigning reports whether v is a CommandSigning value the
+// simulator knows ("" and "legacy", an alias of "off", included).
+func validCommandSigning(v string) bool {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", CommandSigningRequired, CommandSigningOff, CommandSigningAllowed, "legacy":
+		return true
+	}
+	return false
 }
 
 // SetCar mutates a car, e.g. to plug it in. If the car is online afterwards
@@ -277,6 +336,22 @@ func (s *Sim) lookupLocked(key string) *car {
 		if fmt.Sprint(c.ID) == key {
 			return c
 		}
+	}
+	return nil
+}
+
+// AddSchedule stores a charge schedule on the car as another app would (the
+// Tesla app, with its own key): no Fleet request, no counter. An id of 0
+// becomes the sim's Unix time, as the car assigns it.
+func (s *Sim) AddSchedule(vin string, cs ChargeSchedule) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cars[vin]
+	if !ok {
+		return fmt.Errorf("add schedule to %s: %w", vin, ErrUnknownCar)
+	}
+	if ok, reason := c.addSchedule(cs, s.now().Unix()); !ok {
+		return fmt.Errorf("add schedule to %s: %s", vin, reason)
 	}
 	return nil
 }

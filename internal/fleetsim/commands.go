@@ -107,12 +107,23 @@ func commandResult(ok bool, reason string) (int, any) {
 	return http.StatusOK, map[string]any{"response": map[string]any{"result": ok, "reason": reason}}
 }
 
+// errProtocolRequired is Tesla's answer to an unsigned REST command for a car
+// that needs signing (vehicle-commands.md §1, github.com/alandtse/tesla/issues/858).
+const errProtocolRequired = "Tesla Vehicle Command Protocol required, please refer to the documentation here: https://developer.tesla.com/docs/fleet-api#2023-10-09-rest-api-vehicle-commands-endpoint-deprecation-warning"
+
 // fleetCommand is POST …/command/{name}, answered as tesla-http-proxy does:
 // parameters are checked before the car is contacted, an asleep car is a 500.
+// A car that requires signing answers 403 before anything else (Tesla's
+// server refuses the command), or, with UnsignedHardlocked, the car itself
+// answers 200 result:false "unsigned_cmds_hardlocked" (vehicle-commands.md §1).
 func (s *Sim) fleetCommand(req fleetRequest) (int, any) {
 	c := s.lookupLocked(req.key)
 	if c == nil {
 		return http.StatusNotFound, fleetNotFound()
+	}
+	required := c.signing() == CommandSigningRequired
+	if required && !c.UnsignedHardlocked {
+		return http.StatusForbidden, fleetError(errProtocolRequired)
 	}
 	params := commandParams{}
 	if len(bytes.TrimSpace(req.body)) > 0 {
@@ -122,35 +133,30 @@ func (s *Sim) fleetCommand(req fleetRequest) (int, any) {
 			return http.StatusBadRequest, map[string]any{"response": nil, "error": "invalid JSON body"}
 		}
 	}
-	var apply func() (int, any)
+	var apply func() (bool, string)
 	switch req.name {
 	case "add_charge_schedule":
 		sched, status, body := parseAddChargeSchedule(params)
 		if status != 0 {
 			return status, body
 		}
-		apply = func() (int, any) { return addSchedule(c, sched, req.now.Unix()) }
+		apply = func() (bool, string) { return c.addSchedule(sched, req.now.Unix()) }
 	case "remove_charge_schedule":
 		id, _, err := params.integer("id", true)
 		if err != nil {
 			return invalidParam("id")
 		}
-		apply = func() (int, any) {
-			c.schedules = slices.DeleteFunc(c.schedules, func(cs ChargeSchedule) bool { return cs.ID == id })
-			return commandResult(true, "")
-		}
+		apply = func() (bool, string) { return c.removeSchedule(id) }
 	case "set_charge_limit":
 		pct, _, err := params.integer("percent", true)
 		if err != nil {
 			return invalidParam("percent")
 		}
-		apply = func() (int, any) {
-			if pct < 50 || pct > 100 {
-				return commandResult(false, "requested charge limit out of range")
-			}
-			c.ChargeLimitSOC = int(pct)
-			return commandResult(true, "")
-		}
+		apply = func() (bool, string) { return c.setChargeLimit(pct) }
+	case "charge_start":
+		apply = c.chargeStart
+	case "charge_stop":
+		apply = c.chargeStop
 	default:
 		return http.StatusBadRequest, map[string]any{"response": nil, "error": "invalid_command", "error_description": ""}
 	}
@@ -158,7 +164,10 @@ func (s *Sim) fleetCommand(req fleetRequest) (int, any) {
 		return http.StatusInternalServerError, map[string]any{"response": nil, "error": errUnavailable}
 	}
 	c.lastActivity = req.now
-	return apply()
+	if required { // and hardlocked
+		return commandResult(false, "unsigned_cmds_hardlocked")
+	}
+	return commandResult(apply())
 }
 
 // parseAddChargeSchedule validates add_charge_schedule's parameters; a
@@ -222,9 +231,13 @@ func parseAddChargeSchedule(p commandParams) (ChargeSchedule, int, any) {
 	return cs, 0, nil
 }
 
+// The car's actions, shared by the REST commands (fleetCommand) and the
+// signed ones (signed.go): each changes the car once and returns the result
+// and, on failure, the reason the car gives.
+
 // addSchedule stores cs on the car: an existing id is modified in place, a
 // missing id becomes now's Unix time (as the proxy assigns it).
-func addSchedule(c *car, cs ChargeSchedule, nowUnix int64) (int, any) {
+func (c *car) addSchedule(cs ChargeSchedule, nowUnix int64) (bool, string) {
 	if cs.ID == 0 {
 		cs.ID = nowUnix
 	}
@@ -234,12 +247,53 @@ func addSchedule(c *car, cs ChargeSchedule, nowUnix int64) (int, any) {
 				cs.Name = c.schedules[i].Name
 			}
 			c.schedules[i] = cs
-			return commandResult(true, "")
+			return true, ""
 		}
 	}
 	if len(c.schedules) >= c.MaxNumChargeSchedules {
-		return commandResult(false, "max schedules reached")
+		return false, "max schedules reached"
 	}
 	c.schedules = append(c.schedules, cs)
-	return commandResult(true, "")
+	return true, ""
+}
+
+// removeSchedule deletes the schedule with id; an unknown id succeeds, as on the car.
+func (c *car) removeSchedule(id int64) (bool, string) {
+	c.schedules = slices.DeleteFunc(c.schedules, func(cs ChargeSchedule) bool { return cs.ID == id })
+	return true, ""
+}
+
+// setChargeLimit sets the charge limit, 50..100 %.
+func (c *car) setChargeLimit(pct int64) (bool, string) {
+	if pct < 50 || pct > 100 {
+		return false, "requested charge limit out of range"
+	}
+	c.ChargeLimitSOC = int(pct)
+	return true, ""
+}
+
+// chargeStart starts charging a plugged-in car below its limit. The reasons
+// are the Owner API's ("is_charging", "complete"; "disconnected" is the
+// simulator's word for an unplugged car).
+func (c *car) chargeStart() (bool, string) {
+	switch {
+	case c.ConnChargeCable == CableUnplugged || c.ConnChargeCable == "" || c.ChargingState == ChargingDisconnected:
+		return false, "disconnected"
+	case c.ChargingState == ChargingCharging || c.ChargingState == ChargingStarting:
+		return false, "is_charging"
+	case c.BatteryLevel >= c.ChargeLimitSOC:
+		c.ChargingState = ChargingComplete
+		return false, "complete"
+	}
+	c.ChargingState = ChargingCharging
+	return true, ""
+}
+
+// chargeStop stops a charging car ("not_charging" otherwise).
+func (c *car) chargeStop() (bool, string) {
+	if c.ChargingState != ChargingCharging && c.ChargingState != ChargingStarting {
+		return false, "not_charging"
+	}
+	c.ChargingState = ChargingStopped
+	return true, ""
 }

@@ -17,9 +17,9 @@ func validSchedule() map[string]any {
 func TestAddChargeScheduleValidation(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
-	h.addCar(testVIN)
+	h.addLegacyCar(legacyVIN)
 	tok := h.token()
-	path := "/api/1/vehicles/" + testVIN + "/command/add_charge_schedule"
+	path := "/api/1/vehicles/" + legacyVIN + "/command/add_charge_schedule"
 
 	cases := []struct {
 		name     string
@@ -62,11 +62,11 @@ func TestAddChargeScheduleValidation(t *testing.T) {
 		if r := obj(t, resp, "response"); r["result"] != true || r["reason"] != "" {
 			t.Errorf("%s: %v", tc.name, resp)
 		}
-		if got := h.sim.Schedules(testVIN); len(got) != 1 || got[0].DaysOfWeek != tc.wantDays {
+		if got := h.sim.Schedules(legacyVIN); len(got) != 1 || got[0].DaysOfWeek != tc.wantDays {
 			t.Errorf("%s: stored %+v, want days %d", tc.name, got, tc.wantDays)
 		}
 	}
-	if got := h.sim.FleetRequests(testVIN, CategoryCommand); got != len(cases) {
+	if got := h.sim.FleetRequests(legacyVIN, CategoryCommand); got != len(cases) {
 		t.Errorf("command requests %d, want %d", got, len(cases))
 	}
 }
@@ -74,10 +74,10 @@ func TestAddChargeScheduleValidation(t *testing.T) {
 func TestChargeScheduleStorageAndReadback(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
-	h.sim.AddCar(CarState{VIN: testVIN, MaxNumChargeSchedules: 2})
+	h.sim.AddCar(CarState{VIN: legacyVIN, MaxNumChargeSchedules: 2, CommandSigning: CommandSigningOff})
 	tok := h.token()
 	cmd := func(name string, body any) (int, map[string]any) {
-		return h.api(http.MethodPost, "/api/1/vehicles/"+testVIN+"/command/"+name, tok, body)
+		return h.api(http.MethodPost, "/api/1/vehicles/"+legacyVIN+"/command/"+name, tok, body)
 	}
 	result := func(resp map[string]any) any { return obj(t, resp, "response")["result"] }
 
@@ -90,7 +90,7 @@ func TestChargeScheduleStorageAndReadback(t *testing.T) {
 	withID["id"] = 7
 	withID["lat"] = 52.123456789
 	cmd("add_charge_schedule", withID)
-	got := h.sim.Schedules(testVIN)
+	got := h.sim.Schedules(legacyVIN)
 	if len(got) != 2 || got[0].ID != simStart.Unix() || got[1].ID != 7 {
 		t.Fatalf("ids %+v, want the clock's Unix time then 7", got)
 	}
@@ -109,11 +109,11 @@ func TestChargeScheduleStorageAndReadback(t *testing.T) {
 	if _, resp := cmd("add_charge_schedule", third); result(resp) != false || obj(t, resp, "response")["reason"] != "max schedules reached" {
 		t.Errorf("third schedule: %v", resp)
 	}
-	if got := h.sim.Schedules(testVIN); len(got) != 2 || got[1].StartTime != 60 {
+	if got := h.sim.Schedules(legacyVIN); len(got) != 2 || got[1].StartTime != 60 {
 		t.Errorf("after modify: %+v", got)
 	}
 
-	st, resp := h.api(http.MethodGet, "/api/1/vehicles/"+testVIN+"/vehicle_data?endpoints=charge_schedule_data", tok, nil)
+	st, resp := h.api(http.MethodGet, "/api/1/vehicles/"+legacyVIN+"/vehicle_data?endpoints=charge_schedule_data", tok, nil)
 	csd := obj(t, resp, "response", "charge_schedule_data")
 	list, _ := csd["charge_schedules"].([]any)
 	if st != 200 || len(list) != 2 || csd["max_num_charge_schedules"] != 2.0 || csd["next_schedule"] != false {
@@ -139,8 +139,8 @@ func TestChargeScheduleStorageAndReadback(t *testing.T) {
 	if st, _ := cmd("remove_charge_schedule", map[string]any{}); st != 400 {
 		t.Errorf("remove without id: %d", st)
 	}
-	if len(h.sim.Schedules(testVIN)) != 1 {
-		t.Errorf("after remove: %+v", h.sim.Schedules(testVIN))
+	if len(h.sim.Schedules(legacyVIN)) != 1 {
+		t.Errorf("after remove: %+v", h.sim.Schedules(legacyVIN))
 	}
 
 	for _, name := range []string{"batch_remove_charge_schedules", "honk_horn"} {
@@ -152,7 +152,7 @@ func TestChargeScheduleStorageAndReadback(t *testing.T) {
 	if _, resp := cmd("set_charge_limit", map[string]any{"percent": 90}); result(resp) != true {
 		t.Errorf("set_charge_limit: %v", resp)
 	}
-	if c, _ := h.sim.Car(testVIN); c.ChargeLimitSOC != 90 {
+	if c, _ := h.sim.Car(legacyVIN); c.ChargeLimitSOC != 90 {
 		t.Errorf("limit %d", c.ChargeLimitSOC)
 	}
 }
@@ -160,16 +160,16 @@ func TestChargeScheduleStorageAndReadback(t *testing.T) {
 func TestCommandToSleepingCar(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
-	h.sim.AddCar(CarState{VIN: testVIN, State: StateAsleep})
+	h.sim.AddCar(CarState{VIN: legacyVIN, State: StateAsleep, CommandSigning: CommandSigningOff})
 	tok := h.token()
-	st, resp := h.api(http.MethodPost, "/api/1/vehicles/"+testVIN+"/command/add_charge_schedule", tok, validSchedule())
+	st, resp := h.api(http.MethodPost, "/api/1/vehicles/"+legacyVIN+"/command/add_charge_schedule", tok, validSchedule())
 	if st != http.StatusInternalServerError || resp["error"] != "vehicle unavailable: vehicle is offline or asleep" {
 		t.Fatalf("asleep: %d %v", st, resp)
 	}
-	if len(h.sim.Schedules(testVIN)) != 0 {
+	if len(h.sim.Schedules(legacyVIN)) != 0 {
 		t.Error("a sleeping car stored a schedule")
 	}
-	if h.sim.FleetRequests(testVIN, CategoryCommand) != 1 || h.sim.BilledRequests(testVIN, CategoryCommand) != 0 {
+	if h.sim.FleetRequests(legacyVIN, CategoryCommand) != 1 || h.sim.BilledRequests(legacyVIN, CategoryCommand) != 0 {
 		t.Errorf("counters %+v", h.sim.Counters())
 	}
 }
@@ -177,12 +177,12 @@ func TestCommandToSleepingCar(t *testing.T) {
 func TestCommandsKeepCarAwake(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{SleepAfter: 15 * time.Minute})
-	h.addCar(testVIN)
+	h.addLegacyCar(legacyVIN)
 	tok := h.token()
 	h.clk.Advance(14 * time.Minute)
-	h.api(http.MethodPost, "/api/1/vehicles/"+testVIN+"/command/set_charge_limit", tok, map[string]any{"percent": 80})
+	h.api(http.MethodPost, "/api/1/vehicles/"+legacyVIN+"/command/set_charge_limit", tok, map[string]any{"percent": 80})
 	h.clk.Advance(14 * time.Minute)
-	if c, _ := h.sim.Car(testVIN); c.State != StateOnline {
+	if c, _ := h.sim.Car(legacyVIN); c.State != StateOnline {
 		t.Errorf("state %s 14 min after a command", c.State)
 	}
 }

@@ -1,6 +1,9 @@
 package fleetsim
 
-import "sync"
+import (
+	"maps"
+	"sync"
+)
 
 // Fleet request categories, the inner keys of Counters.Fleet.
 const (
@@ -22,6 +25,63 @@ type Counters struct {
 	Billed map[string]map[string]int `json:"billed"`
 	// Unauthorized counts Fleet API 401s (unknown, expired or revoked access tokens).
 	Unauthorized int `json:"unauthorized"`
+	// Signed counts the signed_command messages cars answered (HTTP 200),
+	// in total and per VIN. Requests refused before reaching the car (400,
+	// 404, 408, 422, injected HTTP faults) are only in Fleet/Billed.
+	Signed SignedStats `json:"signed"`
+}
+
+// SignedStats is Counters.Signed.
+type SignedStats struct {
+	Total SignedCounters            `json:"total"`
+	ByVIN map[string]SignedCounters `json:"by_vin"`
+}
+
+// SignedCounters counts signed_command messages a car answered.
+//
+// Outcome keys: OutcomeVerified ("verified": a handshake answered with
+// session info, or a command that passed every check and ran), or the
+// fault's MessageFault_E name without its MESSAGEFAULT_ERROR_ prefix:
+// "KEY_NOT_ON_WHITELIST" (a handshake from an unpaired key), "UNKNOWN_KEY_ID"
+// (a command from an unpaired key), "INVALID_SIGNATURE",
+// "INVALID_TOKEN_OR_COUNTER", "INCORRECT_EPOCH", "TIME_EXPIRED",
+// "TIME_TO_LIVE_TOO_LONG", "BAD_PARAMETER", "DECODING", "INVALID_DOMAINS",
+// "INVALID_COMMAND" (AES-GCM encrypted commands), or an injected
+// Fault.CarFault such as "BUSY".
+type SignedCounters struct {
+	Handshakes int `json:"handshakes"` // session_info_request messages
+	Commands   int `json:"commands"`   // every other message
+	// Outcomes counts handshakes and commands together by outcome.
+	Outcomes map[string]int `json:"outcomes"`
+	// HandshakeOutcomes and CommandOutcomes split Outcomes by kind.
+	HandshakeOutcomes map[string]int `json:"handshake_outcomes"`
+	CommandOutcomes   map[string]int `json:"command_outcomes"`
+}
+
+func newSignedCounters() SignedCounters {
+	return SignedCounters{Outcomes: map[string]int{}, HandshakeOutcomes: map[string]int{}, CommandOutcomes: map[string]int{}}
+}
+
+func (sc *SignedCounters) add(kind, outcome string) {
+	sc.Outcomes[outcome]++
+	if kind == signedHandshake {
+		sc.Handshakes++
+		sc.HandshakeOutcomes[outcome]++
+	} else {
+		sc.Commands++
+		sc.CommandOutcomes[outcome]++
+	}
+}
+
+func (sc SignedCounters) clone() SignedCounters {
+	out := sc
+	out.Outcomes = maps.Clone(sc.Outcomes)
+	out.HandshakeOutcomes = maps.Clone(sc.HandshakeOutcomes)
+	out.CommandOutcomes = maps.Clone(sc.CommandOutcomes)
+	if out.Outcomes == nil {
+		out = newSignedCounters()
+	}
+	return out
 }
 
 type counterSet struct {
@@ -36,7 +96,20 @@ func (cs *counterSet) reset() {
 		TokenExchanges: map[string]int{},
 		Fleet:          map[string]map[string]int{},
 		Billed:         map[string]map[string]int{},
+		Signed:         SignedStats{Total: newSignedCounters(), ByVIN: map[string]SignedCounters{}},
 	}
+}
+
+func (cs *counterSet) signed(vin, kind, outcome string) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.c.Signed.Total.add(kind, outcome)
+	per, ok := cs.c.Signed.ByVIN[vin]
+	if !ok {
+		per = newSignedCounters()
+	}
+	per.add(kind, outcome)
+	cs.c.Signed.ByVIN[vin] = per
 }
 
 func (cs *counterSet) tokenExchange(outcome string) {
@@ -77,6 +150,10 @@ func (cs *counterSet) snapshot() Counters {
 		Fleet:          make(map[string]map[string]int, len(cs.c.Fleet)),
 		Billed:         make(map[string]map[string]int, len(cs.c.Billed)),
 		Unauthorized:   cs.c.Unauthorized,
+		Signed:         SignedStats{Total: cs.c.Signed.Total.clone(), ByVIN: make(map[string]SignedCounters, len(cs.c.Signed.ByVIN))},
+	}
+	for vin, sc := range cs.c.Signed.ByVIN {
+		out.Signed.ByVIN[vin] = sc.clone()
 	}
 	for k, v := range cs.c.TokenExchanges {
 		out.TokenExchanges[k] = v
@@ -115,6 +192,17 @@ func (s *Sim) TokenExchanges(outcome string) int {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
 	return s.counters.c.TokenExchanges[outcome]
+}
+
+// SignedRequests counts the signed_command messages vin's car answered
+// ("" = all cars); see SignedCounters. The maps are copies, never nil.
+func (s *Sim) SignedRequests(vin string) SignedCounters {
+	s.counters.mu.Lock()
+	defer s.counters.mu.Unlock()
+	if vin == "" {
+		return s.counters.c.Signed.Total.clone()
+	}
+	return s.counters.c.Signed.ByVIN[vin].clone()
 }
 
 // ResetCounters zeroes every counter.

@@ -2,6 +2,7 @@ package fleetsim
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -24,13 +25,17 @@ const (
 	EndpointWakeUp      Endpoint = "wake_up"      // POST /api/1/vehicles/{vin}/wake_up
 	EndpointCommand     Endpoint = "command"      // POST /api/1/vehicles/{vin}/command/{name}
 	EndpointRegion      Endpoint = "region"       // GET /api/1/users/region
-	EndpointAllFleet    Endpoint = "*"            // every Fleet API endpoint (not token/authorize)
+	// EndpointSignedCommand is POST /api/1/vehicles/{vin}/signed_command
+	// (handshakes and signed commands alike).
+	EndpointSignedCommand Endpoint = "signed_command"
+	EndpointFleetStatus   Endpoint = "fleet_status" // POST /api/1/vehicles/fleet_status
+	EndpointAllFleet      Endpoint = "*"            // every Fleet API endpoint (not token/authorize)
 )
 
 func (e Endpoint) valid() bool {
 	switch e {
 	case EndpointToken, EndpointAuthorize, EndpointVehicles, EndpointVehicle, EndpointVehicleData,
-		EndpointWakeUp, EndpointCommand, EndpointRegion, EndpointAllFleet:
+		EndpointWakeUp, EndpointCommand, EndpointRegion, EndpointSignedCommand, EndpointFleetStatus, EndpointAllFleet:
 		return true
 	}
 	return false
@@ -54,7 +59,21 @@ type Fault struct {
 	Malformed       bool          // 200 with a truncated JSON body
 	HoldAfterCommit time.Duration // process, then wait this long before answering
 	Times           int           // how many calls it applies to; 0 means 1
+	// CarFault, for EndpointSignedCommand, makes the car answer 200 with a
+	// RoutableMessage whose signedMessageStatus carries this fault (a
+	// MessageFault_E name such as "BUSY", "INTERNAL" or "REMOTE_ACCESS_DISABLED",
+	// with or without the MESSAGEFAULT_ERROR_ prefix) instead of handling the
+	// message: nothing runs and no counter is spent. A synchronization fault
+	// (INVALID_SIGNATURE, INVALID_TOKEN_OR_COUNTER, INCORRECT_EPOCH,
+	// TIME_EXPIRED, TIME_TO_LIVE_TOO_LONG) on a command from a paired key
+	// also carries fresh session info. An unknown name answers INTERNAL.
+	// Other endpoints ignore it (the fault is still used up). Status, Drop
+	// and Malformed take precedence.
+	CarFault string
 }
+
+// carFaultKey carries a Fault.CarFault to the signed_command handler.
+type carFaultKey struct{}
 
 func (f Fault) replaces() bool { return f.Status != 0 || f.Drop || f.Malformed }
 
@@ -149,8 +168,11 @@ func (s *Sim) withFaults(ep Endpoint, w http.ResponseWriter, r *http.Request, ha
 		return
 	}
 	s.log.Debug("fault injected", zap.String("endpoint", string(ep)), zap.Int("status", f.Status),
-		zap.Bool("drop", f.Drop), zap.Bool("malformed", f.Malformed), zap.Duration("hold_after_commit", f.HoldAfterCommit))
+		zap.Bool("drop", f.Drop), zap.Bool("malformed", f.Malformed), zap.Duration("hold_after_commit", f.HoldAfterCommit), zap.String("car_fault", f.CarFault))
 	s.sleepCtx(r.Context(), f.Latency)
+	if f.CarFault != "" {
+		r = r.WithContext(context.WithValue(r.Context(), carFaultKey{}, f.CarFault))
+	}
 	if f.HoldAfterCommit > 0 {
 		buf := &bufferedResponse{header: http.Header{}}
 		handle(buf, r)

@@ -21,6 +21,8 @@ type fleetRequest struct {
 	body []byte
 	now  time.Time
 	base string
+	// carFault is an injected Fault.CarFault (signed_command only).
+	carFault string
 }
 
 // fleetRoute is what the path of a Fleet API request names.
@@ -44,12 +46,16 @@ func routeFleet(path string) (fleetRoute, bool) {
 		return fleetRoute{ep: EndpointVehicles, method: http.MethodGet, category: CategoryOther, handle: (*Sim).fleetVehicles}, true
 	case parts[1] == "":
 		return fleetRoute{}, false
+	case len(parts) == 2 && parts[1] == "fleet_status":
+		return fleetRoute{ep: EndpointFleetStatus, method: http.MethodPost, category: CategoryOther, handle: (*Sim).fleetFleetStatus}, true
 	case len(parts) == 2:
 		return fleetRoute{ep: EndpointVehicle, method: http.MethodGet, key: parts[1], category: CategoryOther, handle: (*Sim).fleetVehicle}, true
 	case len(parts) == 3 && parts[2] == "vehicle_data":
 		return fleetRoute{ep: EndpointVehicleData, method: http.MethodGet, key: parts[1], category: CategoryData, handle: (*Sim).fleetVehicleData}, true
 	case len(parts) == 3 && parts[2] == "wake_up":
 		return fleetRoute{ep: EndpointWakeUp, method: http.MethodPost, key: parts[1], category: CategoryWake, handle: (*Sim).fleetWakeUp}, true
+	case len(parts) == 3 && parts[2] == "signed_command":
+		return fleetRoute{ep: EndpointSignedCommand, method: http.MethodPost, key: parts[1], category: CategoryCommand, handle: (*Sim).fleetSignedCommand}, true
 	case len(parts) == 4 && parts[2] == "command" && parts[3] != "":
 		return fleetRoute{ep: EndpointCommand, method: http.MethodPost, key: parts[1], name: parts[3], category: CategoryCommand, handle: (*Sim).fleetCommand}, true
 	}
@@ -101,6 +107,7 @@ func (s *Sim) serveFleet(rt fleetRoute, vin string, w http.ResponseWriter, r *ht
 	}
 	bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	req := fleetRequest{r: r, key: rt.key, name: rt.name, body: body, base: s.baseURL(r)}
+	req.carFault, _ = r.Context().Value(carFaultKey{}).(string)
 
 	s.mu.Lock()
 	req.now = s.now()
@@ -120,9 +127,15 @@ func (s *Sim) serveFleet(rt fleetRoute, vin string, w http.ResponseWriter, r *ht
 	writeJSON(w, status, out)
 }
 
-func fleetError(msg string) map[string]any {
-	return map[string]any{"response": nil, "error": msg, "error_description": ""}
+// teslaError is Tesla's error body, keys in Tesla's order:
+// {"response":null,"error":"…","error_description":""}.
+type teslaError struct {
+	Response         any    `json:"response"`
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description"`
 }
+
+func fleetError(msg string) teslaError { return teslaError{Error: msg} }
 
 func (s *Sim) fleetRegion(req fleetRequest) (int, any) {
 	return http.StatusOK, map[string]any{"response": map[string]any{
@@ -142,7 +155,25 @@ func vehicleSummary(c *car) map[string]any {
 		"in_service":   false,
 		"access_type":  "OWNER",
 		"api_version":  79,
+		// command_signing: "required", "off" or "allowed" (vehicle-commands.md
+		// §1; Home Assistant signs exactly when it is "required").
+		"command_signing": c.signing(),
 	}
+}
+
+// carType is vehicle_config.car_type from the VIN's model letter (5YJS… is a Model S).
+func carType(vin string) string {
+	if len(vin) >= 4 {
+		switch vin[3] {
+		case 'S':
+			return "models"
+		case 'X':
+			return "modelx"
+		case 'Y':
+			return "modely"
+		}
+	}
+	return "model3"
 }
 
 func (s *Sim) fleetVehicles(req fleetRequest) (int, any) {
@@ -240,14 +271,14 @@ func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
 	}
 	if want["vehicle_state"] {
 		resp["vehicle_state"] = map[string]any{
-			"timestamp": ms, "locked": true, "odometer": 12345.6, "car_version": "2024.26.3 fleetsim",
+			"timestamp": ms, "locked": true, "odometer": 12345.6, "car_version": c.FirmwareVersion + " fleetsim",
 			"vehicle_name": c.DisplayName, "sentry_mode": false, "api_version": 79,
 		}
 	}
 	if want["vehicle_config"] {
 		_, offset := req.now.In(s.opts.Location).Zone()
 		resp["vehicle_config"] = map[string]any{
-			"timestamp": ms, "car_type": "model3", "utc_offset": offset, "can_accept_navigation_requests": true,
+			"timestamp": ms, "car_type": carType(c.VIN), "utc_offset": offset, "can_accept_navigation_requests": true,
 		}
 	}
 	if want["climate_state"] {

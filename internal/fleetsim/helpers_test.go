@@ -19,6 +19,8 @@ var simStart = time.Date(2025, 1, 6, 10, 0, 0, 0, time.UTC) // a Monday
 const (
 	testVIN  = "5YJ3E7EB0KF000001"
 	testVIN2 = "5YJ3E7EB0KF000002"
+	// legacyVIN is a 2018 Model S: REST commands, no Vehicle Command Protocol.
+	legacyVIN = "5YJSA1E2XJF000002"
 )
 
 type harness struct {
@@ -153,9 +155,14 @@ func obj(t *testing.T, m map[string]any, keys ...string) map[string]any {
 // token returns a valid access token from a fresh login.
 func (h *harness) token() string { return h.sim.Login().AccessToken }
 
-// addCar adds an online, unplugged car at home in Warsaw.
+// addCar adds an online, unplugged car at home in Warsaw (it requires signed commands).
 func (h *harness) addCar(vin string) {
 	h.sim.AddCar(CarState{VIN: vin, State: StateOnline, Latitude: 52.2297, Longitude: 21.0122, BatteryLevel: 55})
+}
+
+// addLegacyCar adds a car like addCar that takes REST commands (CommandSigning "off").
+func (h *harness) addLegacyCar(vin string) {
+	h.sim.AddCar(CarState{VIN: vin, State: StateOnline, Latitude: 52.2297, Longitude: 21.0122, BatteryLevel: 55, CommandSigning: CommandSigningOff})
 }
 
 func jsonReader(s string) io.Reader { return strings.NewReader(s) }

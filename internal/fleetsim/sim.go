@@ -1,7 +1,11 @@
 // Package fleetsim simulates the parts of Tesla this project talks to: the
 // OAuth token endpoint (with Tesla's refresh-token rotation and 24-hour grace),
-// the Fleet API's vehicle endpoints (with sleeping cars and billing counters)
-// and the charge-schedule commands as the signing proxy shapes them.
+// the Fleet API's vehicle endpoints (with sleeping cars and billing counters),
+// the charge-schedule commands as the signing proxy shapes them, and the
+// car's side of the Vehicle Command Protocol: like a real Model 3/Y a car
+// takes only signed commands (POST …/signed_command) from keys paired with
+// it, and answers unsigned REST commands 403; a legacy car
+// (CommandSigning "off") takes REST commands only.
 //
 // Everything runs on an injected clock, so tests move a clock.Manual to let
 // hours of token lifetime or car idling pass without sleeping. Time-driven
@@ -76,6 +80,17 @@ type Options struct {
 	// Location is the cars' time zone (vehicle_config.utc_offset); default
 	// Europe/Warsaw, or a fixed UTC+1 if the zone database is missing.
 	Location *time.Location
+	// AppPublicKey is the app's registered public key (what Tesla fetched
+	// from the app's .well-known URL at partner registration): fleet_status
+	// lists a VIN in key_paired_vins when this key is paired with the car.
+	// A 65-byte uncompressed P-256 point or a PEM "PUBLIC KEY" block (see
+	// ParsePublicKey); an invalid key is logged and ignored. When unset, a
+	// VIN counts as key-paired when any key is paired. See SetAppPublicKey.
+	AppPublicKey []byte
+	// MaxCommandTTL is how far ahead of the car's clock a signed command may
+	// expire before the car refuses it with TIME_TO_LIVE_TOO_LONG; default
+	// DefaultMaxCommandTTL (1 h).
+	MaxCommandTTL time.Duration
 	// Logger may be nil.
 	Logger *zap.Logger
 }
@@ -101,6 +116,7 @@ type Sim struct {
 	accessOp int // issues since the last prune of expired access tokens
 	cars     map[string]*car
 	carOrder []string
+	appKey   []byte // Options.AppPublicKey as a 65-byte point; nil when unset
 	nextID   int64
 	steps    []scheduledStep
 	stepSeq  int
@@ -146,9 +162,20 @@ func New(opts Options) *Sim {
 		}
 		opts.Location = loc
 	}
+	if opts.MaxCommandTTL <= 0 {
+		opts.MaxCommandTTL = DefaultMaxCommandTTL
+	}
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
+	}
+	var appKey []byte
+	if len(opts.AppPublicKey) > 0 {
+		k, err := ParsePublicKey(opts.AppPublicKey)
+		if err != nil {
+			log.Error("fleetsim: Options.AppPublicKey ignored", zap.Error(err))
+		}
+		appKey = k
 	}
 	s := &Sim{
 		opts:   opts,
@@ -159,6 +186,7 @@ func New(opts Options) *Sim {
 		codes:  make(map[string]authCode),
 		access: make(map[string]accessToken),
 		cars:   make(map[string]*car),
+		appKey: appKey,
 		nextID: 1,
 	}
 	s.faults.init()
