@@ -87,7 +87,7 @@ func TestParsePrivateKey(t *testing.T) {
 		}
 		body := strings.Split(string(pemOf(t, "EC PRIVATE KEY", sec1)), "\n")[1]
 		for _, s := range []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s", k, k, k, k)} {
-			if strings.Contains(s, body) || strings.Contains(s, fmt.Sprintf("%x", p256.D.Bytes())) {
+			if strings.Contains(s, body) || strings.Contains(s, fmt.Sprintf("%x", mustBytes(t, p256))) {
 				t.Fatalf("printed key material: %s", s)
 			}
 		}
@@ -142,4 +142,13 @@ func TestParseMode(t *testing.T) {
 			t.Errorf("ParseMode(%q, %q) = %q, %v; want %q", tc.mode, tc.url, got, err, tc.want)
 		}
 	}
+}
+
+func mustBytes(t *testing.T, k *ecdsa.PrivateKey) []byte {
+	t.Helper()
+	b, err := k.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

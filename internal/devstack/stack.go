@@ -22,6 +22,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/scout"
@@ -53,6 +54,9 @@ type Options struct {
 	Secrets secrets.Store
 	// NoCar skips adding the default car.
 	NoCar bool
+	// NoKey leaves the secret store without a command key (and so every car
+	// unpaired): what a new owner has before `fleetctl keygen`.
+	NoKey bool
 }
 
 // Stack is a running system.
@@ -66,6 +70,9 @@ type Stack struct {
 	WorkerURL string
 	ScoutURL  string
 	Dir       string
+	// Key is the owner's command key, stored in tesla-private-key and
+	// paired with the default car (nil with Options.NoKey).
+	Key *carcmd.PrivateKey
 
 	http    *http.Client
 	gate    *gate
@@ -116,6 +123,19 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			return nil, err
 		}
 		st.Secrets = f
+	}
+
+	if !opts.NoKey {
+		if st.Key, err = ensureKey(ctx, st.Secrets); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+		if !opts.NoCar {
+			if err := st.Sim.PairKey(VIN, st.Key.Public); err != nil {
+				_ = st.Close()
+				return nil, err
+			}
+		}
 	}
 
 	env := map[string]string{
@@ -189,6 +209,42 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	return st, nil
+}
+
+// KeySecret is the secret the worker reads its command key from (the default
+// of TESLA_PRIVATE_KEY_SECRET).
+const KeySecret = "tesla-private-key"
+
+// ensureKey returns the stored command key, generating one on first use, as
+// `fleetctl keygen` would; the private half goes only into the store.
+func ensureKey(ctx context.Context, store secrets.Store) (*carcmd.PrivateKey, error) {
+	if v, err := store.Latest(ctx, KeySecret); err == nil {
+		k, err := carcmd.ParsePrivateKey(v.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("stored %s: %w", KeySecret, err)
+		}
+		return k, nil
+	} else if !errors.Is(err, secrets.ErrNotFound) {
+		return nil, err
+	}
+	k, pemBytes, err := carcmd.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Add(ctx, KeySecret, pemBytes); err != nil {
+		return nil, fmt.Errorf("store %s: %w", KeySecret, err)
+	}
+	return k, nil
+}
+
+// AddCar adds a simulated car and, unless unpaired, pairs the owner's key
+// with it (what tapping the pairing link in the Tesla app does).
+func (s *Stack) AddCar(c fleetsim.CarState, unpaired bool) error {
+	s.Sim.AddCar(c)
+	if unpaired || s.Key == nil {
+		return nil
+	}
+	return s.Sim.PairKey(c.VIN, s.Key.Public)
 }
 
 func clone(m map[string]string) map[string]string {

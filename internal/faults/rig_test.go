@@ -20,6 +20,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
@@ -124,6 +125,18 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		BatteryLevel: 64, ChargingState: fleetsim.ChargingDisconnected, ConnChargeCable: fleetsim.CableUnplugged, ChargeLimitSOC: 80})
 
 	r.mem = secrets.NewMemory(r.clock)
+	// The owner's command key, paired with the car: every command is signed
+	// and verified by the simulated car.
+	key, keyPEM, err := carcmd.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.mem.Add(r.ctx, "tesla-private-key", keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.PairKey(vin, key.Public); err != nil {
+		t.Fatal(err)
+	}
 	r.store = &flakyStore{inner: r.mem, clock: r.clock}
 	r.wstate = state.NewMemory()
 	r.sstate = state.NewMemory()
@@ -219,6 +232,7 @@ func (r *rig) startWorker() *instance {
 			c.PersistBudget = 40 * time.Millisecond
 			c.LeaseWait = time.Second
 		},
+		SignerConfig: func(c *carcmd.SignerConfig) { c.RetryInterval = 25 * time.Millisecond },
 	})
 	if err != nil {
 		r.t.Fatal(err)

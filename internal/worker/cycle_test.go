@@ -1,9 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -24,27 +21,33 @@ func (e *env) addCar(mod func(*fleetsim.CarState)) {
 		mod(&c)
 	}
 	e.sim.AddCar(c)
+	if e.key == nil {
+		return
+	}
+	if err := e.sim.PairKey(c.VIN, e.key.Public); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // foreignSchedule adds a schedule the way the Tesla app would (an id of its own).
-func (e *env) foreignSchedule(accessToken string, id int64, lat, lon float64) {
+func (e *env) foreignSchedule(_ string, id int64, lat, lon float64) {
 	e.t.Helper()
-	body, _ := json.Marshal(map[string]any{"id": id, "days_of_week": "Weekdays", "enabled": true, "start_enabled": true,
-		"end_enabled": false, "start_time": 60, "end_time": 0, "lat": lat, "lon": lon, "one_time": false})
-	req, _ := http.NewRequest("POST", e.sim.URL()+"/api/1/vehicles/"+testVIN+"/command/add_charge_schedule", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		e.t.Fatalf("foreign schedule: %v %v", resp, err)
+	if err := e.sim.AddSchedule(testVIN, fleetsim.ChargeSchedule{ID: id, DaysOfWeek: fleetsim.DaysWeekdays, Enabled: true,
+		StartEnabled: true, StartTime: 60, Latitude: lat, Longitude: lon}); err != nil {
+		e.t.Fatal(err)
 	}
-	resp.Body.Close()
 }
 
 func (e *env) cycle() answer {
 	return e.do("POST", "/run-cycle", `{"vin":"`+testVIN+`","reason":"arrived_home_ready"}`, nil)
 }
 
-func commands(e *env) int { return e.sim.FleetRequests(testVIN, fleetsim.CategoryCommand) }
+// commands counts the signed commands the car received (handshakes apart).
+func commands(e *env) int { return e.sim.SignedRequests(testVIN).Commands }
+
+// asleepBody is what signed_command answers for a sleeping car
+// (vehicle-command issue 285).
+const asleepBody = `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep","error_description":""}`
 
 func ours(list []fleetsim.ChargeSchedule) (n int) {
 	for _, s := range list {
@@ -126,8 +129,8 @@ func TestCycleWakesAtMostOnceWhenTheCarFallsAsleep(t *testing.T) {
 	e := newEnv(t, nil, fleetsim.Options{})
 	e.seed(8 * time.Hour)
 	e.addCar(nil)
-	// The read finds the car awake; the first command finds it asleep.
-	e.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 500, Body: `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep"}`, Times: 1})
+	// The read finds the car awake; the first signed message finds it asleep.
+	e.sim.InjectFault(fleetsim.EndpointSignedCommand, fleetsim.Fault{Status: 408, Body: asleepBody, Times: 1})
 	a := e.cycle()
 	if a.status != 200 || a.body["woke"] != true || a.body["changed"] != true {
 		t.Fatalf("cycle: %d %s", a.status, a.raw)
@@ -139,7 +142,7 @@ func TestCycleWakesAtMostOnceWhenTheCarFallsAsleep(t *testing.T) {
 	e2 := newEnv(t, nil, fleetsim.Options{})
 	e2.seed(8 * time.Hour)
 	e2.addCar(nil)
-	e2.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 500, Body: `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep"}`, Times: 10})
+	e2.sim.InjectFault(fleetsim.EndpointSignedCommand, fleetsim.Fault{Status: 408, Body: asleepBody, Times: 10})
 	a = e2.cycle()
 	if a.status < 500 {
 		t.Errorf("a car that never wakes must fail the cycle: %d %s", a.status, a.raw)
@@ -149,15 +152,15 @@ func TestCycleWakesAtMostOnceWhenTheCarFallsAsleep(t *testing.T) {
 	}
 }
 
-func TestCycleResultFalseIsAFailureAndIsRetried(t *testing.T) {
+func TestCycleBusyCarIsAFailureAndIsRetried(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, fleetsim.Options{})
 	e.seed(8 * time.Hour)
 	e.addCar(nil)
-	e.sim.InjectFault(fleetsim.EndpointCommand, fleetsim.Fault{Status: 200, Body: `{"response":{"result":false,"reason":"user_present"}}`, Times: 1})
+	e.sim.InjectFault(fleetsim.EndpointSignedCommand, fleetsim.Fault{CarFault: "BUSY", Times: 2})
 	a := e.cycle()
-	if a.status != 503 || errCode(a) != "upstream_unavailable" || a.header.Get("Retry-After") == "" {
-		t.Fatalf("result:false: %d %s", a.status, a.raw)
+	if a.status != 503 || errCode(a) != "car_busy" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("busy car: %d %s", a.status, a.raw)
 	}
 	a = e.cycle()
 	if a.status != 200 || a.body["changed"] != true {
@@ -173,7 +176,7 @@ func TestConcurrentCyclesSendOneSetOfCommands(t *testing.T) {
 	e := newEnv(t, nil, fleetsim.Options{})
 	e.seed(8 * time.Hour)
 	e.addCar(nil)
-	e.sim.SetLatency(fleetsim.EndpointCommand, 30*time.Millisecond)
+	e.sim.SetLatency(fleetsim.EndpointSignedCommand, 30*time.Millisecond)
 	var wg sync.WaitGroup
 	answers := make([]answer, 4)
 	for i := range answers {

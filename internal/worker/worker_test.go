@@ -16,6 +16,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/logging"
@@ -34,6 +35,10 @@ type env struct {
 	clock  *clock.Manual
 	sim    *fleetsim.Sim
 	store  *secrets.Memory
+	key    *carcmd.PrivateKey // the owner's command key, in tesla-private-key (nil if none or invalid)
+	keyPEM []byte
+	cfg    worker.Config
+	state  state.Store
 	app    *worker.App
 	url    string
 	logBuf *syncBuffer
@@ -53,6 +58,13 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 
 func newEnv(t *testing.T, vars map[string]string, simOpts fleetsim.Options) *env {
 	t.Helper()
+	return newEnvKey(t, vars, simOpts, nil)
+}
+
+// newEnvKey is newEnv with the command key's secret given: nil generates
+// one (paired with every car addCar adds), empty stores none.
+func newEnvKey(t *testing.T, vars map[string]string, simOpts fleetsim.Options, keyPEM []byte) *env {
+	t.Helper()
 	e := &env{t: t, clock: clock.NewManual(t0), logBuf: &syncBuffer{}}
 	simOpts.Clock = e.clock
 	e.sim = fleetsim.New(simOpts)
@@ -63,7 +75,19 @@ func newEnv(t *testing.T, vars map[string]string, simOpts fleetsim.Options) *env
 	t.Cleanup(func() { _ = e.sim.Close() })
 	e.store = secrets.NewMemory(e.clock)
 	ctx := context.Background()
-	for name, v := range map[string]string{"tesla-client-id": fleetsim.DefaultClientID, "tesla-client-secret": fleetsim.DefaultClientSecret} {
+	if keyPEM == nil {
+		if e.key, keyPEM, err = carcmd.GenerateKey(); err != nil {
+			t.Fatal(err)
+		}
+	} else if k, err := carcmd.ParsePrivateKey(keyPEM); err == nil {
+		e.key = k
+	}
+	e.keyPEM = keyPEM
+	for name, v := range map[string]string{"tesla-client-id": fleetsim.DefaultClientID, "tesla-client-secret": fleetsim.DefaultClientSecret,
+		"tesla-private-key": string(keyPEM)} {
+		if v == "" {
+			continue
+		}
 		if _, err := e.store.Add(ctx, name, []byte(v)); err != nil {
 			t.Fatal(err)
 		}
@@ -77,24 +101,35 @@ func newEnv(t *testing.T, vars map[string]string, simOpts fleetsim.Options) *env
 	for k, v := range vars {
 		m[k] = v
 	}
-	cfg, err := worker.LoadConfig(ctx, envconfig.MapLookuper(m))
+	e.cfg, err = worker.LoadConfig(ctx, envconfig.MapLookuper(m))
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.state = state.NewMemory()
+	e.start()
+	return e
+}
+
+// start builds and serves a worker on the env's stores: a second call is a
+// restart (a new instance with nothing in memory).
+func (e *env) start() {
+	t := e.t
+	t.Helper()
+	var err error
 	logger := logging.New(logging.Options{Output: e.logBuf, Level: zap.DebugLevel})
-	e.app, err = worker.Build(ctx, cfg, worker.Options{Clock: e.clock, Secrets: e.store, Logger: logger, State: state.NewMemory(),
+	e.app, err = worker.Build(context.Background(), e.cfg, worker.Options{Clock: e.clock, Secrets: e.store, Logger: logger, State: e.state,
 		ManagerConfig: func(c *tokens.Config) {
 			c.RetryBase = time.Millisecond
 			c.PersistBudget = 200 * time.Millisecond
 			c.LeaseWait = 5 * time.Second
-		}})
+		},
+		SignerConfig: func(c *carcmd.SignerConfig) { c.RetryInterval = 25 * time.Millisecond }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(e.app.Handler)
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
-	return e
 }
 
 // seed stores a pair from a fresh simulated login, expiring after ttl.
