@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		{"binaries", benchBinaries},
 		{"refresh herd", benchHerd},
 		{"scout tick", benchScoutTick},
+		{"signed cycle", benchSignedCycle},
 		{"simulated day", benchDay},
 	}
 	if !*skipYear {

@@ -73,6 +73,6 @@ func run(ctx context.Context) error {
 One tick per %s stands for 15 minutes. Ctrl-C stops everything.
 
 `, st.SimURL, st.WorkerURL, st.ScoutURL, root, logPath, *pause)
-	_, err = devstack.Play(ctx, st, os.Stdout, devstack.PlayOptions{Ticks: *ticks, Pause: *pause})
+	_, err = devstack.Play(ctx, st, os.Stdout, devstack.PlayOptions{Ticks: *ticks, Pause: *pause, PairLate: true})
 	return err
 }

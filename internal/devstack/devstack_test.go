@@ -24,7 +24,7 @@ func TestScriptedDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	var story bytes.Buffer
-	sum, err := Play(ctx, st, &story, PlayOptions{})
+	sum, err := Play(ctx, st, &story, PlayOptions{PairLate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,13 @@ func TestScriptedDay(t *testing.T) {
 	if err != nil || !st.Sim.RefreshTokenAccepted(p.RefreshToken) {
 		t.Errorf("token chain not valid at the end of the day: %v", err)
 	}
-	for _, line := range []string{"arrived_home_ready", "refreshed the Tesla tokens", "charge schedule", "summary:"} {
+	// Signed: the evening's cycle is refused once for the unpaired key, the
+	// owner pairs it, the scout's retry puts the schedules on the car.
+	if sum.KeyRefusals != 1 || sum.SignedCommands == 0 || sum.Handshakes != 1 {
+		t.Errorf("key refusals %d, signed commands %d, handshakes %d; want 1, >0, 1", sum.KeyRefusals, sum.SignedCommands, sum.Handshakes)
+	}
+	for _, line := range []string{"arrived_home_ready", "refreshed the Tesla tokens", "charge schedule", "summary:",
+		"key_not_paired", "signed command(s), verified by the car"} {
 		if !strings.Contains(story.String(), line) {
 			t.Errorf("the story lacks %q", line)
 		}

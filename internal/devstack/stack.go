@@ -361,3 +361,8 @@ func (s *Stack) StoredPair(ctx context.Context) (tokens.Pair, string, error) {
 
 // SetCar changes the simulated car.
 func (s *Stack) SetCar(vin string, f func(*fleetsim.CarState)) error { return s.Sim.SetCar(vin, f) }
+
+// RunCycle calls the worker's POST /run-cycle for vin, as the scout does.
+func (s *Stack) RunCycle(ctx context.Context, vin string) (int, []byte, error) {
+	return s.post(ctx, s.WorkerURL+"/run-cycle", map[string]any{"vin": vin, "reason": "devstack"})
+}

@@ -63,6 +63,11 @@ type PlayOptions struct {
 	Step     time.Duration // simulated time per tick; default 15 min
 	Pause    time.Duration // real time between ticks (0 in tests)
 	Location *time.Location
+	// PairLate starts the day with the owner's key not yet paired with the
+	// car, to show once what that looks like: the first cycle that must
+	// change the car is refused (key_not_paired), the owner pairs the key,
+	// and the scout's retry of its pending trigger succeeds.
+	PairLate bool
 }
 
 // Summary counts what happened.
@@ -76,6 +81,9 @@ type Summary struct {
 	Wakes           int
 	SchedulesAtEnd  int
 	VersionsWritten int
+	// Signed messages the car verified: handshakes and commands.
+	Handshakes, SignedCommands int
+	KeyRefusals                int // cycles refused because the key was not paired
 }
 
 // Play runs the scripted day against st, printing a story to out.
@@ -94,6 +102,11 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 	}
 	steps := WorkdaySteps(VIN)
 	start := st.Clock.Now()
+	if o.PairLate && st.Key != nil {
+		if err := st.Sim.UnpairKey(VIN, st.Key.Public); err != nil {
+			return Summary{}, err
+		}
+	}
 	st.Sim.RunScript(start, steps)
 	sum := Summary{Triggers: map[string]int{}}
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
@@ -110,6 +123,7 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 			nextNote++
 		}
 		wakesBefore := st.Sim.Counters().Fleet[VIN]["wake"]
+		signedBefore := st.Sim.SignedRequests(VIN)
 		res, err := st.Tick(ctx)
 		sum.Ticks++
 		stamp := st.Clock.Now().In(o.Location).Format("15:04")
@@ -125,9 +139,17 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 				say("%s  scout: %s", stamp, describe(v))
 				if v.Action == scout.ActionTriggered {
 					sum.Triggers[v.Reason]++
-					say("%s  worker: charging cycle ran → car now has %s", stamp, describeSchedules(st.Sim.Schedules(VIN), o.Location))
+					say("%s  worker: charging cycle ran%s → car now has %s", stamp, describeSigned(signedBefore, st.Sim.SignedRequests(VIN)),
+						describeSchedules(st.Sim.Schedules(VIN), o.Location))
 				} else if st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore {
 					sum.ScoutWakes++
+				}
+				if v.Action == scout.ActionPending && strings.Contains(v.Error, "key_not_paired") && st.Key != nil {
+					sum.KeyRefusals++
+					say("%s  🔑 the car does not know the worker's key yet; the owner opens https://tesla.com/_ak/<domain> in the Tesla app and approves", stamp)
+					if err := st.Sim.PairKey(VIN, st.Key.Public); err != nil {
+						return sum, err
+					}
 				}
 			}
 		}
@@ -155,11 +177,13 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 	sum.DataRequests = c.Fleet[VIN]["data"]
 	sum.Wakes = c.Fleet[VIN]["wake"]
 	sum.SchedulesAtEnd = len(st.Sim.Schedules(VIN))
+	signed := st.Sim.SignedRequests(VIN)
+	sum.Handshakes, sum.SignedCommands = signed.HandshakeOutcomes[fleetsim.OutcomeVerified], signed.CommandOutcomes[fleetsim.OutcomeVerified]
 	if versions, err := st.Secrets.Versions(ctx, "fleet-tokens"); err == nil && len(versions) > 0 {
 		sum.VersionsWritten = versionNumber(versions[0].ID) - versionNumber(firstVersion)
 	}
-	say("\nsummary: %d ticks, triggers %v, %d token refreshes, %d billed data requests, %d wakes, %d failed ticks",
-		sum.Ticks, sum.Triggers, sum.TokenExchanges, sum.DataRequests, sum.Wakes, sum.FailedTicks)
+	say("\nsummary: %d ticks, triggers %v, %d token refreshes, %d billed data requests, %d wakes, %d signed commands verified by the car (%d handshakes), %d failed ticks",
+		sum.Ticks, sum.Triggers, sum.TokenExchanges, sum.DataRequests, sum.Wakes, sum.SignedCommands, sum.Handshakes, sum.FailedTicks)
 	return sum, nil
 }
 
@@ -190,6 +214,20 @@ func describe(v scout.VehicleReport) string {
 		b.WriteString(" → nothing to do")
 	}
 	return b.String()
+}
+
+// describeSigned says what the car verified between two counter readings.
+func describeSigned(before, after fleetsim.SignedCounters) string {
+	cmds := after.CommandOutcomes[fleetsim.OutcomeVerified] - before.CommandOutcomes[fleetsim.OutcomeVerified]
+	hs := after.HandshakeOutcomes[fleetsim.OutcomeVerified] - before.HandshakeOutcomes[fleetsim.OutcomeVerified]
+	if cmds == 0 && hs == 0 {
+		return ""
+	}
+	out := fmt.Sprintf(": %d signed command(s), verified by the car", cmds)
+	if hs > 0 {
+		out += fmt.Sprintf(" (after %d handshake)", hs)
+	}
+	return out
 }
 
 func describeSchedules(list []fleetsim.ChargeSchedule, loc *time.Location) string {

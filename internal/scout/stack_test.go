@@ -372,3 +372,46 @@ func TestAccountLevelRateLimitSkipsTicks(t *testing.T) {
 		t.Errorf("after Retry-After: %d %s", res.Status, res.Raw)
 	}
 }
+
+// A car whose key is not paired: the worker refuses with key_not_paired (no
+// Retry-After); the scout keeps the trigger for a few ticks, in case the owner
+// pairs meanwhile, then drops it instead of retrying every tick for hours.
+func TestUnpairedKeyStopsRetryingAfterAFewTries(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, devstack.Options{})
+	if err := st.Sim.UnpairKey(devstack.VIN, st.Key.Public); err != nil {
+		t.Fatal(err)
+	}
+	setCar(t, st, func(c *fleetsim.CarState) { plugInAtHome(c); c.BatteryLevel = 40 })
+	tries := 0
+	for i := range 8 {
+		r := tick(t, st)
+		if r.Action == scout.ActionPending && strings.Contains(r.Error, "key_not_paired") {
+			tries++
+		} else if i < scout.MaxOperatorFailures {
+			t.Fatalf("tick %d: %+v, want a pending trigger refused for the key", i, r)
+		}
+		st.Clock.Advance(5 * time.Minute) // the car stays awake and plugged in
+		setCar(t, st, func(c *fleetsim.CarState) { c.State = fleetsim.StateOnline })
+	}
+	if tries != scout.MaxOperatorFailures {
+		t.Errorf("the worker was asked %d times, want %d", tries, scout.MaxOperatorFailures)
+	}
+	if c := st.Sim.SignedRequests(devstack.VIN); c.Handshakes != scout.MaxOperatorFailures || c.Commands != 0 {
+		t.Errorf("car saw %+v", c)
+	}
+	// Paired, the next arrival works as usual.
+	if err := st.Sim.PairKey(devstack.VIN, st.Key.Public); err != nil {
+		t.Fatal(err)
+	}
+	setCar(t, st, func(c *fleetsim.CarState) { c.ConnChargeCable, c.ChargingState = fleetsim.CableUnplugged, fleetsim.ChargingDisconnected })
+	tick(t, st)
+	st.Clock.Advance(5 * time.Minute)
+	setCar(t, st, plugInAtHome)
+	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonArrivedHomeReady {
+		t.Errorf("after pairing: %+v", r)
+	}
+	if len(st.Sim.Schedules(devstack.VIN)) == 0 {
+		t.Error("no schedules after pairing")
+	}
+}

@@ -389,6 +389,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"CHARGE_TARGET_PERCENT": {"CHARGE_TARGET_PERCENT": "150"},
 		"LOG_FORMAT":            {"LOG_FORMAT": "xml"},
 		"HOME_LAT":              {"HOME_LAT": "north"},
+		"TESLA_COMMAND_MODE":    {"TESLA_COMMAND_MODE": "signed"},
+		"TESLA_COMMAND_URL":     {"TESLA_COMMAND_MODE": "proxy"},
 	}
 	for want, override := range cases {
 		m := map[string]string{}
@@ -406,6 +408,14 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c", "HOME_LAT": "52.2", "HOME_LON": "21.0"}))
 	if err != nil || cfg.WorkerAuth != "iam" {
 		t.Errorf("default auth must be iam, never none: %v %v", cfg.WorkerAuth, err)
+	}
+	// The Python system's deploy set TESLA_COMMAND_URL to the Fleet API when
+	// it had no proxy: that must not turn signing off.
+	m := map[string]string{"ALLOWED_INVOKERS": "a@b.c", "HOME_LAT": "52.2", "HOME_LON": "21.0",
+		"TESLA_COMMAND_URL": "https://fleet-api.prd.eu.vn.cloud.tesla.com/"}
+	cfg, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
+	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" {
+		t.Errorf("command mode %q, key secret %q, err %v; want sign and tesla-private-key", mode, cfg.PrivateKeySecret, err)
 	}
 }
 
