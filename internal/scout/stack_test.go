@@ -404,7 +404,9 @@ func TestUnpairedKeyStopsRetryingAfterAFewTries(t *testing.T) {
 	if err := st.Sim.PairKey(devstack.VIN, st.Key.Public); err != nil {
 		t.Fatal(err)
 	}
-	setCar(t, st, func(c *fleetsim.CarState) { c.ConnChargeCable, c.ChargingState = fleetsim.CableUnplugged, fleetsim.ChargingDisconnected })
+	setCar(t, st, func(c *fleetsim.CarState) {
+		c.ConnChargeCable, c.ChargingState = fleetsim.CableUnplugged, fleetsim.ChargingDisconnected
+	})
 	tick(t, st)
 	st.Clock.Advance(5 * time.Minute)
 	setCar(t, st, plugInAtHome)
