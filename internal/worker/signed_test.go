@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,6 +131,46 @@ func assertNoKeyMaterial(t *testing.T, e *env, answers ...string) {
 	for _, line := range strings.Split(string(e.keyPEM), "\n") {
 		if len(line) >= 16 && !strings.HasPrefix(line, "-----") && strings.Contains(all, line) {
 			t.Fatalf("a line of the private key's PEM appeared in a log or an answer")
+		}
+	}
+}
+
+func TestTwoCarsCyclesAtOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	e.addCar(nil)
+	other := "5YJ3E7EB0KF000009"
+	e.sim.AddCar(fleetsim.CarState{VIN: other, State: fleetsim.StateOnline, Latitude: homeLat, Longitude: homeLon,
+		BatteryLevel: 35, ChargingState: fleetsim.ChargingStopped, ConnChargeCable: fleetsim.CableIEC, ChargeLimitSOC: 90})
+	if err := e.sim.PairKey(other, e.key.Public); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.SetLatency(fleetsim.EndpointSignedCommand, 10*time.Millisecond)
+	var wg sync.WaitGroup
+	answers := map[string]answer{}
+	var mu sync.Mutex
+	for _, vin := range []string{testVIN, other} {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a := e.do("POST", "/run-cycle", `{"vin":"`+vin+`"}`, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				if a.status == 200 {
+					answers[vin] = a
+				} else if errCode(a) != "busy" {
+					t.Errorf("%s: %d %s", vin, a.status, a.raw)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, vin := range []string{testVIN, other} {
+		c := e.sim.SignedRequests(vin)
+		if _, ok := answers[vin]; !ok || c.Handshakes != 1 || ours(e.sim.Schedules(vin)) != c.Commands || c.Commands == 0 {
+			t.Errorf("%s: answered %v, car saw %+v and has %d of our schedules", vin, ok, c, ours(e.sim.Schedules(vin)))
 		}
 	}
 }
