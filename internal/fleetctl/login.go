@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -130,7 +132,8 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 		redirect = cb.redirect
 	}
 	ex := s.exchanger()
-	authURL := ex.AuthCodeURL(client, redirect, state)
+	verifier := tokens.NewVerifier()
+	authURL := ex.AuthCodeURL(client, redirect, state, verifier)
 	s.notef("Open this URL in a browser, sign in to Tesla and approve the access:\n\n  %s\n", authURL)
 	if o.open && !o.noBrowser {
 		open := s.runner.OpenBrowser
@@ -157,7 +160,7 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 		return err
 	}
 
-	res, err := s.storeLogin(ctx, store, mcfg, client, ex, code, redirect)
+	res, err := s.storeLogin(ctx, store, mcfg, client, ex, code, redirect, verifier)
 	if err != nil {
 		cb.finish(false, "fleetctl: the login failed: "+err.Error())
 		return err
@@ -227,12 +230,18 @@ func stateMatches(got, want string) bool {
 // manager, which takes the writer lease first (a login cycles out the token a
 // worker may be refreshing with) and retries the write as it does for a
 // refresh.
-func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg tokens.Config, client tokens.Client, ex *tokens.Exchanger, code, redirect string) (loginResult, error) {
+func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg tokens.Config, client tokens.Client, ex *tokens.Exchanger, code, redirect, verifier string) (loginResult, error) {
 	m := s.manager(store, mcfg)
 	res, err := m.Login(ctx, func(ctx context.Context) (tokens.Issued, error) {
-		iss, err := ex.ExchangeCode(ctx, client, code, redirect, s.cfg.TeslaFleetAPIURL)
+		iss, err := ex.ExchangeCode(ctx, client, code, redirect, s.cfg.TeslaFleetAPIURL, verifier)
 		if err != nil {
 			return tokens.Issued{}, fmt.Errorf("exchange the code: %w", err)
+		}
+		if missing := missingLoginScopes(iss); len(missing) > 0 {
+			return tokens.Issued{}, fmt.Errorf("%w: Tesla did not grant %s, which this system needs; nothing was stored. "+
+				"Check the scopes of your app at developer.tesla.com, then log in again and approve every scope "+
+				"(or revoke the consent at https://auth.tesla.com/user/revoke/consent?revoke_client_id=%s first)",
+				errMissingScopes, strings.Join(missing, ", "), url.QueryEscape(client.ID))
 		}
 		return iss, nil
 	})
@@ -249,6 +258,26 @@ func (s *session) storeLogin(ctx context.Context, store secrets.Store, mcfg toke
 		Scopes: nonNil(cv.Scopes), MissingScopes: missingScopes(tokens.Scopes, cv.Scopes),
 		Region: cv.Region, Subject: cv.Subject, RedirectURI: redirect,
 	}, nil
+}
+
+// errMissingScopes: the login was approved without a scope the system needs.
+var errMissingScopes = errors.New("missing scopes")
+
+// missingLoginScopes lists what the worker and scout cannot do without:
+// the refresh token (offline_access), reading the car and its location, and
+// charging commands (vehicle_charging_cmds, or the wider vehicle_cmds). The
+// token's own scp claim decides; the answer's scope field only when the
+// token carries none.
+func missingLoginScopes(iss tokens.Issued) []string {
+	granted := strings.Fields(iss.Scope)
+	if c, err := tokens.ParseClaims(iss.AccessToken); err == nil && len(c.Scopes) > 0 {
+		granted = c.Scopes
+	}
+	missing := missingScopes([]string{"offline_access", "vehicle_device_data", "vehicle_location"}, granted)
+	if len(missingScopes([]string{"vehicle_charging_cmds"}, granted)) > 0 && len(missingScopes([]string{"vehicle_cmds"}, granted)) > 0 {
+		missing = append(missing, "vehicle_charging_cmds (or vehicle_cmds)")
+	}
+	return missing
 }
 
 // readPasted reads one line from stdin: a redirect URL (its state must
@@ -296,9 +325,9 @@ func readPasted(ctx context.Context, stdin io.Reader, state string) (string, err
 // error and error_description are shown; the code never is.
 func codeFromQuery(q url.Values, state string) (string, error) {
 	if e := q.Get("error"); e != "" {
-		msg := "Tesla did not authorize: " + e
+		msg := "Tesla did not authorize: " + printable(e)
 		if d := q.Get("error_description"); d != "" {
-			msg += ": " + d
+			msg += ": " + printable(d)
 		}
 		return "", errors.New(msg)
 	}
@@ -310,6 +339,22 @@ func codeFromQuery(q url.Values, state string) (string, error) {
 		return "", errors.New("the redirect carries no code")
 	}
 	return code, nil
+}
+
+// printable drops control characters (terminal escapes among them) from
+// text a redirect carries, before it reaches the operator's terminal, and
+// bounds its length.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 300 {
+		s = strings.ToValidUTF8(s[:300], "") + "…"
+	}
+	return s
 }
 
 // callback receives Tesla's redirect on a loopback listener. The first
@@ -353,14 +398,17 @@ func listenCallback(at *url.URL, state string) (*callback, error) {
 		}
 	}
 	var lns []net.Listener
-	for i, addr := range addrs {
+	for _, addr := range addrs {
 		ln, err := net.Listen("tcp", addr)
-		if err != nil && i == 0 {
-			return nil, fmt.Errorf("listen for the redirect on %s: %w", addr, err)
+		if err != nil {
+			// Another process holding one of localhost's addresses would get
+			// the browser's redirect, and with it the code: refuse to start.
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("listen for the redirect on %s: %w (another program may be listening there: stop it, or use another --redirect-uri)", addr, err)
 		}
-		if err == nil {
-			lns = append(lns, ln)
-		}
+		lns = append(lns, ln)
 	}
 	c := &callback{path: path, state: state, results: make(chan callbackResult, 1), done: make(chan struct{})}
 	if at != nil {
@@ -383,6 +431,12 @@ func (c *callback) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("code") == "" && q.Get("error") == "" && q.Get("state") == "" {
 		http.Error(w, "fleetctl: this is not a Tesla redirect", http.StatusBadRequest)
+		return
+	}
+	// A redirect with another state (a stale tab, a forged link) is
+	// refused and does not end the login: the real one may still come.
+	if !stateMatches(q.Get("state"), c.state) {
+		http.Error(w, "fleetctl: "+errStateMismatch.Error(), http.StatusBadRequest)
 		return
 	}
 	c.mu.Lock()

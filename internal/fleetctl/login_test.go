@@ -179,7 +179,8 @@ func TestLoginWrongStateWritesNothing(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
 		run := h.start("login")
-		u, _ := url.Parse(run.authorizeURL(t))
+		authURL := run.authorizeURL(t)
+		u, _ := url.Parse(authURL)
 		q := u.Query()
 		q.Set("state", "forged-"+q.Get("state")[:10])
 		u.RawQuery = q.Encode()
@@ -187,16 +188,20 @@ func TestLoginWrongStateWritesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("callback answered %d, want 400", resp.StatusCode)
-		}
-		if code := run.wait(t); code != ExitFailure {
-			t.Fatalf("exit %d, want %d", code, ExitFailure)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "state does not match") {
+			t.Errorf("callback answered %d %q, want 400 explaining the mismatch", resp.StatusCode, body)
 		}
 		assertNothingStored(t, h)
-		if !strings.Contains(run.stderr.String(), "state does not match") {
-			t.Errorf("stderr does not explain the mismatch:\n%s", run.stderr.String())
+		// The forged redirect did not end the login: the real one still works.
+		resp, err = http.Get(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if code := run.wait(t); code != ExitOK {
+			t.Fatalf("exit %d, want %d; stderr:\n%s", code, ExitOK, run.stderr.String())
 		}
 	})
 	t.Run("paste", func(t *testing.T) {
@@ -343,5 +348,87 @@ func TestLoginRegisteredLoopbackRedirect(t *testing.T) {
 	}
 	if pair, _ := h.latest(); pair.Source != "login" {
 		t.Errorf("source %q", pair.Source)
+	}
+}
+
+// The authorize URL asks for PKCE S256 and full consent; the sim checks the
+// verifier at the exchange (a login without it would fail there).
+func TestLoginUsesPKCEAndFullConsent(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	run := h.start("login", "--paste", "--redirect-uri", "https://app.example.com/tesla/callback")
+	authURL := run.authorizeURL(t)
+	u, _ := url.Parse(authURL)
+	q := u.Query()
+	if q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 ||
+		q.Get("prompt_missing_scopes") != "true" || q.Get("require_requested_scopes") != "true" {
+		t.Errorf("authorize URL lacks PKCE or consent parameters: %s", authURL)
+	}
+	resp, err := noRedirects.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if _, err := io.WriteString(run.stdin, loc.String()+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if code := run.wait(t); code != ExitOK {
+		t.Fatalf("exit %d; stderr:\n%s", code, run.stderr.String())
+	}
+}
+
+// The owner unticks a scope on Tesla's consent page: the login fails at
+// once, naming it, and nothing is stored.
+func TestLoginWithAMissingScopeFailsAndStoresNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	run := h.start("login", "--paste", "--redirect-uri", "https://app.example.com/tesla/callback")
+	u, _ := url.Parse(run.authorizeURL(t))
+	q := u.Query()
+	q.Set("scope", "openid offline_access user_data vehicle_device_data vehicle_cmds vehicle_charging_cmds") // no vehicle_location
+	u.RawQuery = q.Encode()
+	resp, err := noRedirects.Get(u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, _ := resp.Location()
+	if _, err := io.WriteString(run.stdin, loc.String()+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if code := run.wait(t); code != ExitFailure || !strings.Contains(run.stderr.String(), "vehicle_location") ||
+		!strings.Contains(run.stderr.String(), "nothing was stored") {
+		t.Fatalf("exit %d; stderr:\n%s", code, run.stderr.String())
+	}
+	if _, err := h.store.Latest(context.Background(), "fleet-tokens"); !errors.Is(err, secrets.ErrNotFound) {
+		t.Errorf("fleet-tokens: err = %v, want nothing stored", err)
+	}
+}
+
+// Another program holding one of localhost's addresses would receive the
+// browser's redirect and its code: the login refuses to start.
+func TestLoginRefusesAPartlyTakenLocalhost(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	// ::1 taken, 127.0.0.1 free: listening on the free one alone is the hole.
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	code, _, stderr := h.run("", "login", "--redirect-uri", fmt.Sprintf("http://localhost:%d/callback", port), "--timeout", "2s")
+	if code != ExitFailure || !strings.Contains(stderr, "listen for the redirect") {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+}
+
+func TestRedirectTextIsStrippedOfControlCharacters(t *testing.T) {
+	t.Parallel()
+	q := url.Values{"error": {"access_denied\x1b[2J"}, "error_description": {"bye\x1b]0;pwned\x07\r\nnow"}}
+	_, err := codeFromQuery(q, "s")
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\x07\r\n") || !strings.Contains(err.Error(), "access_denied") {
+		t.Fatalf("err = %q", err)
 	}
 }

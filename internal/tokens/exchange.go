@@ -82,15 +82,26 @@ func (e *Exchanger) Refresh(ctx context.Context, c Client, refreshToken string) 
 	return issued(tok)
 }
 
-// AuthCodeURL is the browser URL of the authorization-code flow.
-func (e *Exchanger) AuthCodeURL(c Client, redirectURL, state string) string {
-	return e.config(c, redirectURL).AuthCodeURL(state)
+// NewVerifier is a fresh PKCE code verifier (RFC 7636), one per login.
+func NewVerifier() string { return oauth2.GenerateVerifier() }
+
+// AuthCodeURL is the browser URL of the authorization-code flow: PKCE
+// S256 with verifier (RFC 7636 §4.2; Tesla's third-party-token docs list
+// code_challenge), and prompt_missing_scopes / require_requested_scopes so
+// Tesla asks again for scopes not yet granted and refuses partial consent
+// (developer.tesla.com authentication/third-party-tokens).
+func (e *Exchanger) AuthCodeURL(c Client, redirectURL, state, verifier string) string {
+	return e.config(c, redirectURL).AuthCodeURL(state, oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("prompt_missing_scopes", "true"),
+		oauth2.SetAuthURLParam("require_requested_scopes", "true"))
 }
 
-// ExchangeCode trades an authorization code for the first pair of a chain.
-// audience is the Fleet API base URL of the account's region.
-func (e *Exchanger) ExchangeCode(ctx context.Context, c Client, code, redirectURL, audience string) (Issued, error) {
-	tok, err := e.config(c, redirectURL).Exchange(e.ctx(ctx), code, oauth2.SetAuthURLParam("audience", audience))
+// ExchangeCode trades an authorization code for the first pair of a chain,
+// proving the login with the PKCE verifier. audience is the Fleet API base
+// URL of the account's region.
+func (e *Exchanger) ExchangeCode(ctx context.Context, c Client, code, redirectURL, audience, verifier string) (Issued, error) {
+	tok, err := e.config(c, redirectURL).Exchange(e.ctx(ctx), code, oauth2.SetAuthURLParam("audience", audience),
+		oauth2.VerifierOption(verifier))
 	if err != nil {
 		return Issued{}, classify(err)
 	}
