@@ -72,6 +72,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		}
 		reader = s
 		app.close = append(app.close, closeFn)
+		secrets.WarnIfExposed(s, func(msg string, paths []string) { opts.Logger.Warn(msg, zap.Strings("paths", paths)) })
 	}
 	st := opts.State
 	if st == nil {

@@ -398,3 +398,40 @@ func syncDir(dir string) error {
 	}
 	return err
 }
+
+// Exposed lists the paths under the store's directory (itself included)
+// that group or others may read, write or enter: on a shared machine they
+// would hand out the tokens and the command key. The store creates
+// everything 0700/0600; this finds what someone else created or chmod-ed.
+func (f *File) Exposed() ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			out = append(out, fmt.Sprintf("%s (%s)", path, info.Mode().Perm()))
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("check permissions under %s: %w", f.dir, err)
+	}
+	return out, nil
+}
+
+// WarnIfExposed logs, once at start, the store's files that group or
+// others can reach (nothing for other backends).
+func WarnIfExposed(s Store, warn func(msg string, paths []string)) {
+	f, ok := s.(*File)
+	if !ok {
+		return
+	}
+	if paths, _ := f.Exposed(); len(paths) > 0 {
+		warn("secret files are readable by group or others: run chmod -R go-rwx "+f.dir, paths)
+	}
+}

@@ -326,3 +326,30 @@ func TestFileNumbersNeverReusedUnderDestroy(t *testing.T) {
 		t.Fatalf("Latest with every version destroyed: %v, want ErrVersionUnavailable", err)
 	}
 }
+
+func TestFileExposedFindsGroupOrOtherAccess(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "secrets") // created by the store: 0700
+	f, err := secrets.NewFile(dir, clock.Real{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Add(context.Background(), "fleet-tokens", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.Exposed(); err != nil || len(got) != 0 {
+		t.Fatalf("a fresh store is exposed: %v %v", got, err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "fleet-tokens", "1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Exposed()
+	if err != nil || len(got) != 1 || !strings.Contains(got[0], filepath.Join("fleet-tokens", "1")) {
+		t.Fatalf("Exposed = %v, %v", got, err)
+	}
+	var warned []string
+	secrets.WarnIfExposed(f, func(msg string, paths []string) { warned = append(paths, msg) })
+	if len(warned) != 2 || !strings.Contains(warned[1], "chmod -R go-rwx") {
+		t.Errorf("warning = %v", warned)
+	}
+}

@@ -78,6 +78,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		}
 		store = s
 		app.close = append(app.close, closeFn)
+		secrets.WarnIfExposed(store, func(msg string, paths []string) { opts.Logger.Warn(msg, zap.Strings("paths", paths)) })
 	}
 	host, _ := os.Hostname()
 	mcfg := tokens.Config{
