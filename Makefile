@@ -1,13 +1,18 @@
 # Everything runs with only Go installed: tools are pinned and run through
 # `go run`, so a fresh machine and CI need no install step.
 GO            ?= go
+# go1.26.8 has reachable standard-library vulnerabilities (x509, net/http,
+# textproto, tls, html/template) fixed by 1.26.10; the module proxy serves
+# that toolchain, so the go command fetches it once. Machines here default
+# to GOTOOLCHAIN=local, which would keep the older one.
+export GOTOOLCHAIN ?= go1.26.10
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X main.version=$(VERSION)
 BIN           := bin
 FUZZTIME      ?= 30s
 
-.PHONY: all run test lint bench build fuzz deploy clean
+.PHONY: all run test lint bench build fuzz deploy destroy clean
 
 all: lint test
 
@@ -48,6 +53,11 @@ fuzz:
 ## deploy: build with Cloud Build and deploy by digest (DRY_RUN=1 prints the commands)
 deploy:
 	./deploy/deploy.sh
+
+## destroy: delete the services, job and accounts; prints only, unless CONFIRM=1
+## (DELETE_BUCKETS=1, DELETE_REPOSITORY=1, KEEP_SECRETS=0 take more; deploy/README.md)
+destroy:
+	./deploy/destroy.sh
 
 clean:
 	rm -rf $(BIN) .local
