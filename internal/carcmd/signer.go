@@ -218,6 +218,23 @@ func (s *Signer) privateKey(ctx context.Context, force bool) (*PrivateKey, error
 	return k, nil
 }
 
+// reloadKey reads the key's secret again and reports whether it holds
+// another key than old (which it then uses from now on).
+func (s *Signer) reloadKey(ctx context.Context, old *PrivateKey) (*PrivateKey, bool) {
+	pemBytes, err := s.cfg.Key(ctx)
+	if err != nil {
+		return old, false
+	}
+	k, err := ParsePrivateKey(pemBytes)
+	if err != nil || k.Fingerprint == old.Fingerprint {
+		return old, false
+	}
+	s.keyMu.Lock()
+	s.key, s.keyErr = k, nil
+	s.keyMu.Unlock()
+	return k, true
+}
+
 func (s *Signer) lockVIN(vin string) func() {
 	s.vinMu.Lock()
 	l := s.vinLocks[vin]
@@ -295,6 +312,15 @@ func (s *Signer) do(ctx context.Context, vin, what string, cmd func(context.Cont
 	}
 	sc, cached := s.sessionCache(ctx, vin, key)
 	err = s.attempt(ctx, vin, key, sc, cached, cmd)
+	if errors.Is(err, ErrKeyNotPaired) {
+		// The owner may have stored a new key (fleetctl keygen --force) and
+		// paired it while this instance kept the old one in memory.
+		if fresh, changed := s.reloadKey(ctx, key); changed {
+			s.log.Info("command key changed in the store: retrying with it", zap.String("vin", vin), zap.String("key_sha256", fresh.Fingerprint))
+			key, sc = fresh, cache.New(0)
+			err = s.attempt(ctx, vin, key, sc, false, cmd)
+		}
+	}
 	if errors.Is(err, errStale) {
 		s.log.Info("signed session stale: new handshake", zap.String("vin", vin), zap.String("command", what), zap.Error(err))
 		sc = cache.New(0)

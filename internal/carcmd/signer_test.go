@@ -215,6 +215,35 @@ func TestKeyProblemsAreNamed(t *testing.T) {
 	if n := len(r.sim.Schedules(vin3)); n != 1 {
 		t.Errorf("car has %d schedules, want the 1 sent while paired", n)
 	}
+
+	// The owner stores a new key and pairs it while this signer still holds
+	// the old one: it notices at the refusal and carries on with the new key.
+	newKey, newPEM, _ := carcmd.GenerateKey()
+	current := r.keyPEM
+	var mu sync.Mutex
+	rotating := carcmd.NewSigner(carcmd.SignerConfig{Transport: r.client, Sessions: newMemStore(), RetryInterval: 25 * time.Millisecond,
+		Key: func(context.Context) ([]byte, error) { mu.Lock(); defer mu.Unlock(); return current, nil }})
+	if err := r.sim.PairKey(vin3, r.key.Public); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotating.AddChargeSchedule(ctx, vin3, schedule(1_020_000_003)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	current = newPEM
+	mu.Unlock()
+	if err := r.sim.UnpairKey(vin3, r.key.Public); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.sim.PairKey(vin3, newKey.Public); err != nil {
+		t.Fatal(err)
+	}
+	if err := rotating.AddChargeSchedule(ctx, vin3, schedule(1_020_000_004)); err != nil {
+		t.Fatalf("after a key rotation: %v", err)
+	}
+	if rotating.PublicKey().Fingerprint != newKey.Fingerprint {
+		t.Error("the signer kept the old key")
+	}
 }
 
 func TestStaleSessionsHeal(t *testing.T) {
