@@ -64,9 +64,13 @@ func TestStartupNamesTheMissingVariable(t *testing.T) {
 	t.Parallel()
 	bin := workerBinary(t)
 	cases := map[string][]string{
-		"HOME_LAT":             {"WORKER_AUTH=none", "HOME_LAT="},
-		"WORKER_AUTH_TOKEN":    {"WORKER_AUTH=token"},
-		"ALLOWED_INVOKERS":     {"WORKER_AUTH=iam"},
+		"HOME_LAT":          {"WORKER_AUTH=none", "HOME_LAT="},
+		"WORKER_AUTH_TOKEN": {"WORKER_AUTH=token"},
+		"ALLOWED_INVOKERS":  {"WORKER_AUTH=iam"},
+		// iam mode off Cloud Run without the audience to verify tokens against.
+		"SERVICE_URL":          {"WORKER_AUTH=iam", "ALLOWED_INVOKERS=scout@p.iam.gserviceaccount.com"},
+		"TESLA_AUTH_URL":       {"WORKER_AUTH=none", "TESLA_AUTH_URL=http://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"},
+		"GOOGLE_CERTS_URL":     {"WORKER_AUTH=none", "GOOGLE_CERTS_URL=http://www.googleapis.com/oauth2/v3/certs"},
 		"GOOGLE_CLOUD_PROJECT": {"SECRETS_BACKEND=gcp", "WORKER_AUTH=none"},
 		"PORT":                 {"WORKER_AUTH=none", "PORT=http"},
 	}

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // The external planner is the "OFF-Peak Charge" service the Python system
@@ -94,7 +96,7 @@ type ExternalPlannerConfig struct {
 	DailyQuota int
 	Quota      QuotaCounter  // default: a MemoryQuota
 	Timeout    time.Duration // per call (default 10 s)
-	HTTPClient *http.Client  // default: http.DefaultClient's transport with Timeout
+	HTTPClient *http.Client  // default: http.DefaultClient's transport with Timeout; never follows redirects
 	// ConsumptionKWhPer100km and DailyKm feed the planner's own forecast
 	// (defaults 18.5 and 50).
 	ConsumptionKWhPer100km float64
@@ -138,9 +140,8 @@ func NewExternalPlanner(cfg ExternalPlannerConfig) (*ExternalPlanner, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{}
-	}
+	// No redirects: Go forwards X-API-Key to wherever a redirect points.
+	cfg.HTTPClient = httpclient.NoRedirects(cfg.HTTPClient)
 	if cfg.ConsumptionKWhPer100km == 0 {
 		cfg.ConsumptionKWhPer100km = 18.5
 	}
@@ -238,6 +239,10 @@ func (p *ExternalPlanner) call(ctx context.Context, in PlanInput) ([]Interval, e
 	req.Header.Set("X-API-Key", p.cfg.APIKey)
 	resp, err := p.cfg.HTTPClient.Do(req)
 	if err != nil {
+		var redirect *httpclient.RedirectError
+		if errors.As(err, &redirect) {
+			return nil, fmt.Errorf("%w: %w (check PLANNER_URL)", ErrPlanner, redirect)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrPlanner, err)
 	}
 	defer resp.Body.Close()

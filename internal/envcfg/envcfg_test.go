@@ -49,3 +49,17 @@ func TestVars(t *testing.T) {
 		t.Errorf("Vars = %v, want %v", got, want)
 	}
 }
+
+func TestCheckURLWantsHTTPSOffLoopback(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"https://fleet-api.prd.eu.vn.cloud.tesla.com", "http://127.0.0.1:8081/oauth2/v3/token", "http://[::1]:9", "http://localhost:8080"} {
+		if err := CheckURL("TESLA_AUTH_URL", ok); err != nil {
+			t.Errorf("CheckURL(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"http://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token", "http://192.168.1.5:8080", "fleet-auth", "ftp://127.0.0.1"} {
+		if err := CheckURL("TESLA_AUTH_URL", bad); err == nil || !strings.HasPrefix(err.Error(), "TESLA_AUTH_URL: ") {
+			t.Errorf("CheckURL(%q) = %v, want an error naming TESLA_AUTH_URL", bad, err)
+		}
+	}
+}

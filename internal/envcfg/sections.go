@@ -2,7 +2,9 @@ package envcfg
 
 import (
 	"fmt"
-	"net/url"
+	"strings"
+
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // The sections below are shared by the worker's and the scout's
@@ -80,11 +82,40 @@ func (h Home) Validate() error {
 	return nil
 }
 
-// CheckURL requires an absolute http(s) URL in the variable name.
+// CheckURL requires, in the variable name, an absolute https URL, or http
+// for a loopback host only (127.0.0.0/8, ::1, localhost): tokens, secrets
+// and API keys never cross a network in clear text.
 func CheckURL(name, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
+	if err := httpclient.CheckURL(v); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
 }
+
+// IDToken is what a service in iam mode checks its callers' Google ID
+// tokens against (internal/svcauth).
+type IDToken struct {
+	// ServiceURL is this service's own URL (or URLs: Cloud Run answers at
+	// two, and callers may use either as the token's audience).
+	ServiceURL []string `env:"SERVICE_URL"`
+	// GoogleCertsURL is where Google's signing keys (JWKS) are read; tests
+	// point it at a loopback fake.
+	GoogleCertsURL string `env:"GOOGLE_CERTS_URL, default=https://www.googleapis.com/oauth2/v3/certs"`
+	// CloudRunService is K_SERVICE, which Cloud Run sets in every container.
+	CloudRunService string `env:"K_SERVICE"`
+}
+
+// Validate checks the URLs and trims their trailing slashes.
+func (t *IDToken) Validate() error {
+	for i, u := range t.ServiceURL {
+		u = strings.TrimSpace(u)
+		if err := CheckURL("SERVICE_URL", u); err != nil {
+			return err
+		}
+		t.ServiceURL[i] = strings.TrimRight(u, "/")
+	}
+	return CheckURL("GOOGLE_CERTS_URL", t.GoogleCertsURL)
+}
+
+// OnCloudRun reports whether the process runs on Cloud Run.
+func (t IDToken) OnCloudRun() bool { return t.CloudRunService != "" }

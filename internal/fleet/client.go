@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // TokenSource hands out the current access token. It is called once per
@@ -65,7 +66,8 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client, e.g. one that trusts the proxy's
-// certificate. Default: a client with a 10 s timeout.
+// certificate. Default: a client with a 10 s timeout. Either way the client
+// follows no redirect (the bearer token goes to the configured host only).
 func WithHTTPClient(h *http.Client) Option {
 	return func(c *Client) {
 		if h != nil {
@@ -105,7 +107,7 @@ func New(baseURL string, tokens TokenSource, opts ...Option) *Client {
 	c := &Client{
 		baseURL:   strings.TrimRight(baseURL, "/"),
 		tokens:    tokens,
-		http:      &http.Client{Timeout: defaultTimeout},
+		http:      httpclient.New(defaultTimeout),
 		userAgent: DefaultUserAgent,
 		clock:     clock.Real{},
 	}
@@ -115,6 +117,7 @@ func New(baseURL string, tokens TokenSource, opts ...Option) *Client {
 	if c.commandURL == "" {
 		c.commandURL = c.baseURL
 	}
+	c.http = httpclient.NoRedirects(c.http)
 	return c
 }
 
@@ -177,6 +180,13 @@ func (c *Client) do(ctx context.Context, r request) (reply, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var redirect *httpclient.RedirectError
+		if errors.As(err, &redirect) {
+			// Not followed, so the token went nowhere else; a moved API is a
+			// configuration matter, not worth retrying.
+			return reply{}, &APIError{Status: redirect.Status, Endpoint: endpoint, kind: ErrUnexpectedStatus,
+				Message: redirect.Error()}
+		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			// The caller gave up (shutdown, its own deadline): not Tesla's
 			// fault and not worth retrying inside the same context.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -61,7 +62,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: FleetCallTimeout}
+		opts.HTTPClient = httpclient.New(FleetCallTimeout)
 	}
 	app := &App{Config: cfg}
 	reader := opts.Secrets
@@ -89,7 +90,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		_ = app.Close()
 		return nil, err
 	}
-	workerHTTP, err := svcauth.NewClient(ctx, callPolicy, cfg.WorkerURL, &http.Client{})
+	workerHTTP, err := svcauth.NewClient(ctx, callPolicy, cfg.WorkerURL, httpclient.New(0))
 	if err != nil {
 		_ = app.Close()
 		return nil, err
@@ -107,6 +108,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		_ = app.Close()
 		return nil, err
 	}
+	tickPolicy.Now = opts.Clock.Now
 	app.Handler = NewHandler(HandlerDeps{
 		Scout: app.Scout, Tokens: app.Tokens, Auth: tickPolicy, Logger: opts.Logger,
 		ProjectID: cfg.Secrets.Project, Version: opts.Version, TickTimeout: cfg.TickTimeout,

@@ -39,6 +39,9 @@ type Config struct {
 	ScoutAuth            string   `env:"SCOUT_AUTH, default=iam"`
 	ScoutAllowedInvokers []string `env:"SCOUT_ALLOWED_INVOKERS"`
 	ScoutAuthToken       string   `env:"SCOUT_AUTH_TOKEN"`
+	// IDToken: SERVICE_URL (the scout's own URL, the Scheduler job's
+	// audience), GOOGLE_CERTS_URL, K_SERVICE.
+	IDToken envcfg.IDToken
 
 	PendingTriggerTTL time.Duration `env:"PENDING_TRIGGER_TTL, default=6h"`
 	TickTimeout       time.Duration `env:"TICK_TIMEOUT, default=240s"`
@@ -63,7 +66,7 @@ func (c *Config) Validate() error {
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
 		return err
 	}
-	for _, check := range []func() error{c.Secrets.Validate, c.State.Validate, c.Home.Validate} {
+	for _, check := range []func() error{c.Secrets.Validate, c.State.Validate, c.Home.Validate, c.IDToken.Validate} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -115,5 +118,10 @@ func (c Config) TickPolicy() (svcauth.Policy, error) {
 		return svcauth.Policy{}, err
 	}
 	p := svcauth.Policy{Mode: mode, AllowedInvokers: c.ScoutAllowedInvokers, Token: c.ScoutAuthToken}
-	return p, p.Validate("SCOUT_ALLOWED_INVOKERS", "SCOUT_AUTH_TOKEN")
+	if mode == svcauth.ModeIAM {
+		p.Audiences = c.IDToken.ServiceURL
+		p.Keys = svcauth.NewGoogleKeys(c.IDToken.GoogleCertsURL, nil)
+		p.OnCloudRun = c.IDToken.OnCloudRun()
+	}
+	return p, p.Validate("SCOUT_ALLOWED_INVOKERS", "SCOUT_AUTH_TOKEN", "SERVICE_URL")
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // Errors of WorkerClient.
@@ -93,8 +95,15 @@ func (w *WorkerClient) post(ctx context.Context, path string, in, out any, timeo
 		return fmt.Errorf("%w: %v", ErrWorkerRejected, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.HTTP.Do(req)
+	// Never follow a redirect, whatever client this was given: its
+	// transport puts the ID token or bearer on every request it sends.
+	resp, err := httpclient.NoRedirects(w.HTTP).Do(req)
 	if err != nil {
+		var redirect *httpclient.RedirectError
+		if errors.As(err, &redirect) {
+			// A moved worker is WORKER_URL's problem: retrying will not help.
+			return fmt.Errorf("%w: POST %s: %w (check WORKER_URL)", ErrWorkerRejected, path, redirect)
+		}
 		return fmt.Errorf("%w: POST %s: %v", ErrWorkerUnavailable, path, err)
 	}
 	defer resp.Body.Close()

@@ -1,6 +1,8 @@
 // Package server is the HTTP lifecycle both services share: listen on $PORT,
-// sensible timeouts, a body limit, request logging with trace correlation,
-// panic recovery, and a graceful shutdown that fits inside Cloud Run's 10 s.
+// sensible timeouts, body and header limits, the error shape on every error
+// (net/http's own pre-routing answers included), request logging with trace
+// correlation, panic recovery, and a graceful shutdown that fits inside
+// Cloud Run's 10 s.
 package server
 
 import (
@@ -24,6 +26,9 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful stop. Cloud Run sends SIGKILL 10 s
 	// after SIGTERM; 8 s leaves time to flush logs.
 	ShutdownTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers; more is a 431
+	// with the error shape. Default DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -37,6 +42,9 @@ func (o Options) withDefaults() Options {
 	def(&o.WriteTimeout, 5*time.Minute)
 	def(&o.IdleTimeout, 120*time.Second)
 	def(&o.ShutdownTimeout, 8*time.Second)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
 	return o
 }
 
@@ -72,7 +80,8 @@ func New(ln net.Listener, handler http.Handler, logger *zap.Logger, opts Options
 		logger = zap.NewNop()
 	}
 	return &Server{
-		listener: ln,
+		// The answers net/http gives before routing get the error shape too.
+		listener: &preRouteListener{Listener: ln, maxHeaderBytes: opts.MaxHeaderBytes, logger: logger.Named("http")},
 		logger:   logger,
 		shutdown: opts.ShutdownTimeout,
 		http: &http.Server{
@@ -81,6 +90,7 @@ func New(ln net.Listener, handler http.Handler, logger *zap.Logger, opts Options
 			ReadTimeout:       opts.ReadTimeout,
 			WriteTimeout:      opts.WriteTimeout,
 			IdleTimeout:       opts.IdleTimeout,
+			MaxHeaderBytes:    opts.MaxHeaderBytes,
 			ErrorLog:          zap.NewStdLog(logger.Named("http")),
 		},
 	}

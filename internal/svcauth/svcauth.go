@@ -3,11 +3,17 @@
 // the worker.
 //
 // Modes:
-//   - iam: Cloud Run has already verified the caller's Google ID token; it
-//     forwards the token with the signature replaced by
-//     SIGNATURE_REMOVED_BY_GOOGLE, so verifying it again is impossible. What
-//     the service still checks is *who* called: the token's email claim must
-//     be on the allow-list.
+//   - iam: the caller sends a Google ID token. A token that carries its
+//     signature is verified (RS256 against Google's published keys, aud
+//     this service's own URL, iss Google, exp, email_verified), wherever
+//     the service runs. Cloud Run, once it has verified a token itself,
+//     hands it on with the signature replaced by SIGNATURE_REMOVED_BY_GOOGLE,
+//     so the container cannot verify it again (Cloud Run's documentation:
+//     https://cloud.google.com/run/docs/authenticating/service-to-service,
+//     and https://cloud.google.com/run/docs/troubleshooting#signature-removed);
+//     such a token is accepted only on Cloud Run (K_SERVICE set), and only
+//     if its exp, iss and aud hold. Anywhere else it is rejected: there
+//     nothing vouches for it. Then the email claim must be on the allow-list.
 //   - token: a static bearer token, compared in constant time. For local
 //     runs and hosting outside Google.
 //   - none: no check at all. Only when chosen explicitly; logged loudly.
@@ -20,10 +26,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/api/idtoken"
 
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/server"
 )
 
@@ -52,15 +60,38 @@ type Policy struct {
 	Mode            Mode
 	AllowedInvokers []string // iam: service-account emails
 	Token           string   // token: the shared bearer
+
+	// iam mode: what a Google ID token must hold and how it is checked.
+	Audiences []string // this service's own URL(s): a token's aud must be one of them
+	// Keys verifies signatures (Google's JWKS); nil rejects every signed
+	// token, which leaves only Cloud Run's signature-stripped ones.
+	Keys *GoogleKeys
+	// OnCloudRun: the process runs on Cloud Run (K_SERVICE is set), whose
+	// front end has verified the token before stripping its signature.
+	OnCloudRun bool
+	// Now is the clock for exp; nil means time.Now.
+	Now func() time.Time
 }
 
 // Validate checks that the mode has what it needs; the names are the
 // environment variables' of the service (passed in so the message names them).
-func (p Policy) Validate(invokersVar, tokenVar string) error {
+func (p Policy) Validate(invokersVar, tokenVar, audienceVar string) error {
 	switch p.Mode {
 	case ModeIAM:
 		if len(p.AllowedInvokers) == 0 {
 			return fmt.Errorf("%s: required when the mode is iam (comma-separated service-account emails)", invokersVar)
+		}
+		if len(p.Audiences) == 0 {
+			return fmt.Errorf("%s: required when the mode is iam: this service's own URL, which callers' ID tokens must name as audience", audienceVar)
+		}
+		for _, a := range p.Audiences {
+			if err := httpclient.CheckURL(a); err != nil {
+				return fmt.Errorf("%s: %w", audienceVar, err)
+			}
+		}
+		if p.Keys == nil && !p.OnCloudRun {
+			// Off Cloud Run only a signature vouches for a token.
+			return errors.New("GOOGLE_CERTS_URL: iam mode off Cloud Run (K_SERVICE unset) needs Google's signing keys to verify ID tokens")
 		}
 	case ModeToken:
 		if len(p.Token) < 16 {
@@ -73,7 +104,7 @@ func (p Policy) Validate(invokersVar, tokenVar string) error {
 	return nil
 }
 
-// Errors of Check, mapped to 401 and 403.
+// Errors of Check, mapped to 401 and 403 (and ErrKeysUnavailable to 503).
 var (
 	ErrUnauthenticated = errors.New("missing or invalid credentials")
 	ErrForbidden       = errors.New("caller is not allowed")
@@ -101,11 +132,11 @@ func (p Policy) Check(r *http.Request) (string, error) {
 		if !ok {
 			return "", ErrUnauthenticated
 		}
-		payload, err := idtoken.ParsePayload(raw)
+		claims, err := p.verifyIDToken(r.Context(), raw)
 		if err != nil {
-			return "", fmt.Errorf("%w: not a Google ID token", ErrUnauthenticated)
+			return "", err
 		}
-		email, _ := payload.Claims["email"].(string)
+		email := claims.Email
 		if email == "" {
 			return "", fmt.Errorf("%w: ID token has no email claim", ErrUnauthenticated)
 		}
@@ -133,7 +164,14 @@ func (p Policy) Middleware(logger *zap.Logger) func(http.Handler) http.Handler {
 				logger.Warn("caller not on the allow-list", zap.Error(err))
 				server.WriteError(w, http.StatusForbidden, server.CodeForbidden, "caller is not allowed to call this service")
 				return
+			case errors.Is(err, ErrKeysUnavailable):
+				logger.Error("cannot verify the caller's ID token", zap.Error(err))
+				server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable,
+					"cannot verify the caller's ID token now: Google's signing keys are unavailable", time.Minute)
+				return
 			case err != nil:
+				// The reason is logged, never answered: it would coach a forger.
+				logger.Warn("caller not authenticated", zap.Error(err))
 				w.Header().Set("WWW-Authenticate", `Bearer realm="offpeak"`)
 				server.WriteError(w, http.StatusUnauthorized, server.CodeUnauthorized, "missing or invalid credentials")
 				return
@@ -163,7 +201,8 @@ func bearer(h string) (string, bool) {
 // NewClient returns an HTTP client that authenticates as the policy's mode
 // requires when calling a service at audience (its base URL): a Google ID
 // token in iam mode (from the metadata server on Cloud Run), the static
-// bearer in token mode, nothing in none.
+// bearer in token mode, nothing in none. It follows no redirect: its
+// transport puts the credential on every request it sends, wherever to.
 func NewClient(ctx context.Context, p Policy, audience string, base *http.Client) (*http.Client, error) {
 	if base == nil {
 		base = &http.Client{}
@@ -175,15 +214,15 @@ func NewClient(ctx context.Context, p Policy, audience string, base *http.Client
 			return nil, fmt.Errorf("google ID token client for %s: %w", audience, err)
 		}
 		c.Timeout = base.Timeout
-		return c, nil
+		return httpclient.NoRedirects(c), nil
 	case ModeToken:
 		inner := base.Transport
 		if inner == nil {
 			inner = http.DefaultTransport
 		}
-		return &http.Client{Timeout: base.Timeout, Transport: bearerTransport{token: p.Token, inner: inner}}, nil
+		return httpclient.NoRedirects(&http.Client{Timeout: base.Timeout, Transport: bearerTransport{token: p.Token, inner: inner}}), nil
 	default:
-		return base, nil
+		return httpclient.NoRedirects(base), nil
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // DefaultTokenURL is Tesla's current token endpoint (fleet-auth host; Tesla
@@ -62,12 +64,15 @@ func (e *Exchanger) config(c Client, redirectURL string) *oauth2.Config {
 	}
 }
 
+// ctx carries the HTTP client oauth2 uses. It follows no redirect whatever
+// client it was given: Go re-sends a POST body on 307 and 308, and this
+// body holds the client secret and a refresh token or code.
 func (e *Exchanger) ctx(ctx context.Context) context.Context {
 	hc := e.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 20 * time.Second}
+		hc = httpclient.New(20 * time.Second)
 	}
-	return context.WithValue(ctx, oauth2.HTTPClient, hc)
+	return context.WithValue(ctx, oauth2.HTTPClient, httpclient.NoRedirects(hc))
 }
 
 // Refresh spends refreshToken for a new pair. Errors are classified:
@@ -151,6 +156,12 @@ func classify(err error) error {
 		default:
 			return fmt.Errorf("%w: %s", ErrUpstreamUnavailable, desc)
 		}
+	}
+	var redirect *httpclient.RedirectError
+	if errors.As(err, &redirect) {
+		// Nothing went to the Location; whether Tesla spent the token it was
+		// sent is unknown, so this is "try again", like any failed answer.
+		return fmt.Errorf("%w: %w (check TESLA_AUTH_URL)", ErrUpstreamUnavailable, redirect)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -14,6 +14,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -67,7 +68,8 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 20 * time.Second}
+		// Tesla's token endpoint, the Fleet API, the planner: no redirects.
+		opts.HTTPClient = httpclient.New(20 * time.Second)
 	}
 	app := &App{Config: cfg}
 	store := opts.Secrets
@@ -110,6 +112,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 		_ = app.Close()
 		return nil, err
 	}
+	policy.Now = opts.Clock.Now
 	app.Handler = NewHandler(Deps{
 		Tokens: app.Tokens, Cycle: cycle, Commands: commands, Auth: policy, Logger: opts.Logger,
 		ProjectID: cfg.Secrets.Project, Version: opts.Version,

@@ -46,6 +46,8 @@ type Config struct {
 	WorkerAuth      string   `env:"WORKER_AUTH, default=iam"`
 	AllowedInvokers []string `env:"ALLOWED_INVOKERS"`
 	WorkerAuthToken string   `env:"WORKER_AUTH_TOKEN"`
+	// IDToken: SERVICE_URL (the worker's own URL), GOOGLE_CERTS_URL, K_SERVICE.
+	IDToken envcfg.IDToken
 
 	Charging ChargingConfig
 }
@@ -117,6 +119,9 @@ func (c *Config) Validate() error {
 	if c.TokenKeepVersions < 1 {
 		return fmt.Errorf("TOKEN_KEEP_VERSIONS: must be at least 1")
 	}
+	if err := c.IDToken.Validate(); err != nil {
+		return err
+	}
 	if _, err := c.AuthPolicy(); err != nil {
 		return err
 	}
@@ -135,7 +140,12 @@ func (c Config) AuthPolicy() (svcauth.Policy, error) {
 		return svcauth.Policy{}, err
 	}
 	p := svcauth.Policy{Mode: mode, AllowedInvokers: c.AllowedInvokers, Token: c.WorkerAuthToken}
-	return p, p.Validate("ALLOWED_INVOKERS", "WORKER_AUTH_TOKEN")
+	if mode == svcauth.ModeIAM {
+		p.Audiences = c.IDToken.ServiceURL
+		p.Keys = svcauth.NewGoogleKeys(c.IDToken.GoogleCertsURL, nil)
+		p.OnCloudRun = c.IDToken.OnCloudRun()
+	}
+	return p, p.Validate("ALLOWED_INVOKERS", "WORKER_AUTH_TOKEN", "SERVICE_URL")
 }
 
 func (c ChargingConfig) validate() error {

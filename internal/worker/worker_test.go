@@ -3,7 +3,6 @@ package worker_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,6 +21,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/svcauth/svcauthtest"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 	"github.com/offpeak-charging/offpeak/internal/worker"
 )
@@ -354,22 +354,60 @@ func TestConcurrentRefreshesMakeOneExchange(t *testing.T) {
 	}
 }
 
-func TestIAMModeChecksTheEmail(t *testing.T) {
+const workerAudience = "https://offpeak-worker-123.europe-central2.run.app"
+
+// TestIAMModeVerifiesTheCaller runs the real worker in iam mode against a
+// fake Google (its keys on loopback): a signed token from the scout's
+// account passes, forged or stripped ones do not; on Cloud Run (K_SERVICE)
+// a stripped token with good claims passes.
+func TestIAMModeVerifiesTheCaller(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, map[string]string{"WORKER_AUTH": "iam", "ALLOWED_INVOKERS": "scout@p.iam.gserviceaccount.com"}, fleetsim.Options{})
+	const scout = "scout@p.iam.gserviceaccount.com"
+	g := svcauthtest.NewGoogle(t, 3600)
+	vars := map[string]string{"WORKER_AUTH": "iam", "ALLOWED_INVOKERS": scout, "SERVICE_URL": workerAudience, "GOOGLE_CERTS_URL": g.CertsURL}
+	e := newEnv(t, vars, fleetsim.Options{})
 	e.seed(8 * time.Hour)
-	idToken := func(email string) string {
-		enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
-		return enc(map[string]string{"alg": "RS256"}) + "." + enc(map[string]any{"email": email, "aud": e.url}) + ".SIGNATURE_REMOVED_BY_GOOGLE"
+	good := svcauthtest.Claims(scout, workerAudience, t0)
+	with := func(k string, v any) map[string]any {
+		c := svcauthtest.Claims(scout, workerAudience, t0)
+		c[k] = v
+		return c
 	}
-	if a := e.do("POST", "/refresh-tokens", "", map[string]string{"Authorization": "Bearer " + idToken("scout@p.iam.gserviceaccount.com")}); a.status != 200 {
-		t.Errorf("allowed email: %d %s", a.status, a.raw)
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+	cases := []struct {
+		name   string
+		token  string
+		status int
+		code   string
+	}{
+		{"signed by Google", g.Sign(t, good), 200, ""},
+		{"other email", g.Sign(t, with("email", "mallory@evil.example")), 403, "forbidden"},
+		{"forged alg none, exp 1970", svcauthtest.Unsigned(t, map[string]any{"alg": "none"}, map[string]any{"email": scout, "exp": 0}, ""), 401, "unauthorized"},
+		{"expired", g.Sign(t, with("exp", t0.Add(-time.Hour).Unix())), 401, "unauthorized"},
+		{"wrong audience", g.Sign(t, with("aud", e.url)), 401, "unauthorized"},
+		{"wrong issuer", g.Sign(t, with("iss", "https://evil.example")), 401, "unauthorized"},
+		{"stripped, off Cloud Run", g.Stripped(t, good), 401, "unauthorized"},
 	}
-	if a := e.do("POST", "/refresh-tokens", "", map[string]string{"Authorization": "Bearer " + idToken("mallory@evil.example")}); a.status != 403 || errCode(a) != "forbidden" {
-		t.Errorf("other email: %d %s", a.status, a.raw)
+	for _, tc := range cases {
+		if a := e.do("POST", "/refresh-tokens", "", bearer(tc.token)); a.status != tc.status || (tc.code != "" && errCode(a) != tc.code) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, a.status, a.raw, tc.status, tc.code)
+		}
 	}
 	if a := e.do("POST", "/refresh-tokens", "", map[string]string{"Authorization": ""}); a.status != 401 {
 		t.Errorf("no token: %d %s", a.status, a.raw)
+	}
+
+	vars["K_SERVICE"] = "offpeak-worker"
+	cr := newEnv(t, vars, fleetsim.Options{})
+	cr.seed(8 * time.Hour)
+	if a := cr.do("POST", "/refresh-tokens", "", bearer(g.Stripped(t, good))); a.status != 200 {
+		t.Errorf("on Cloud Run, stripped with good claims: %d %s", a.status, a.raw)
+	}
+	for name, c := range map[string]map[string]any{"expired": with("exp", t0.Add(-time.Hour).Unix()),
+		"wrong audience": with("aud", "https://elsewhere.example"), "wrong issuer": with("iss", "https://evil.example")} {
+		if a := cr.do("POST", "/refresh-tokens", "", bearer(g.Stripped(t, c))); a.status != 401 {
+			t.Errorf("on Cloud Run, stripped and %s: %d %s", name, a.status, a.raw)
+		}
 	}
 }
 
@@ -379,6 +417,10 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	cases := map[string]map[string]string{
 		"WORKER_AUTH_TOKEN":     {"WORKER_AUTH_TOKEN": ""},
 		"ALLOWED_INVOKERS":      {"WORKER_AUTH": "iam"},
+		"SERVICE_URL":           {"WORKER_AUTH": "iam", "ALLOWED_INVOKERS": "a@b.c"},
+		"GOOGLE_CERTS_URL":      {"GOOGLE_CERTS_URL": "http://www.googleapis.com/oauth2/v3/certs"},
+		"TESLA_FLEET_API_URL":   {"TESLA_FLEET_API_URL": "http://fleet-api.prd.eu.vn.cloud.tesla.com"},
+		"PLANNER_URL":           {"PLANNER_URL": "http://planner.example/api"},
 		"WORKER_AUTH":           {"WORKER_AUTH": "open"},
 		"GOOGLE_CLOUD_PROJECT":  {"SECRETS_BACKEND": "gcp"},
 		"SECRETS_BACKEND":       {"SECRETS_BACKEND": "vault"},
@@ -405,13 +447,13 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			t.Errorf("%v: err = %v, want it to name %s", override, err, want)
 		}
 	}
-	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c", "HOME_LAT": "52.2", "HOME_LON": "21.0"}))
+	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "52.2", "HOME_LON": "21.0"}))
 	if err != nil || cfg.WorkerAuth != "iam" {
 		t.Errorf("default auth must be iam, never none: %v %v", cfg.WorkerAuth, err)
 	}
 	// The Python system's deploy set TESLA_COMMAND_URL to the Fleet API when
 	// it had no proxy: that must not turn signing off.
-	m := map[string]string{"ALLOWED_INVOKERS": "a@b.c", "HOME_LAT": "52.2", "HOME_LON": "21.0",
+	m := map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "52.2", "HOME_LON": "21.0",
 		"TESLA_COMMAND_URL": "https://fleet-api.prd.eu.vn.cloud.tesla.com/"}
 	cfg, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
 	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" {
