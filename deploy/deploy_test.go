@@ -28,6 +28,7 @@ import (
 	_ "time/tzdata"
 
 	"github.com/offpeak-charging/offpeak/internal/envcfg"
+	"github.com/offpeak-charging/offpeak/internal/pubkey"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/worker"
 )
@@ -82,6 +83,9 @@ type probe struct {
 		Path string `yaml:"path"`
 		Port int    `yaml:"port"`
 	} `yaml:"httpGet"`
+	TCPSocket *struct {
+		Port int `yaml:"port"`
+	} `yaml:"tcpSocket"`
 	PeriodSeconds    int `yaml:"periodSeconds"`
 	TimeoutSeconds   int `yaml:"timeoutSeconds"`
 	FailureThreshold int `yaml:"failureThreshold"`
@@ -120,12 +124,14 @@ func (s service) env(t *testing.T) map[string]string {
 
 // script is what a run of deploy.sh printed, taken apart: the commands in
 // order (an `a || b` line gives both), the files written by here-documents,
-// and the values queried.
+// and the values queried (by variable, the last query of each; and all of
+// them in order).
 type script struct {
 	out      string
 	commands [][]string
 	files    map[string]string
 	queries  map[string][]string
+	asked    [][]string
 }
 
 func (s script) find(prefix ...string) [][]string {
@@ -178,6 +184,7 @@ func parseScript(t *testing.T, out string) script {
 		}
 		if m := queryLine.FindStringSubmatch(line); m != nil {
 			s.queries[m[1]] = shellWords(t, m[2])
+			s.asked = append(s.asked, shellWords(t, m[2]))
 			continue
 		}
 		for _, part := range strings.Split(line, " || ") {
@@ -611,6 +618,7 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 	t.Parallel()
 	sa := func(id string) string { return "serviceAccount:" + id + "@" + project + ".iam.gserviceaccount.com" }
 	scoutSA, workerSA, schedulerSA, builderSA := sa("offpeak-scout"), sa("offpeak-worker"), sa("offpeak-scheduler"), sa("offpeak-builder")
+	pubkeySA := sa("offpeak-pubkey")
 	accessor := "roles/secretmanager.secretAccessor"
 	base := []binding{
 		{"secrets fleet-tokens", scoutSA, accessor},
@@ -625,8 +633,12 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 		{"secrets tesla-private-key", workerSA, accessor},
 		{"storage buckets gs://demo-project-offpeak-state", workerSA, "roles/storage.objectUser"},
 		{"run services offpeak-scout", schedulerSA, "roles/run.invoker"},
-		{"storage buckets gs://demo-project-offpeak-build", builderSA, "roles/storage.objectUser"},
+		// Google's documented role for a user-created logs bucket, on that
+		// bucket alone (iam.sh).
+		{"storage buckets gs://demo-project-offpeak-build", builderSA, "roles/storage.admin"},
 		{"artifacts repositories offpeak", builderSA, "roles/artifactregistry.writer"},
+		{"secrets tesla-private-key", pubkeySA, accessor},
+		{"run services offpeak-pubkey", "allUsers", "roles/run.invoker"},
 	}
 	for name, tc := range map[string]struct {
 		env  map[string]string
@@ -658,21 +670,22 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 			if tc.env["PLANNER_URL"] != "" && len(s.find("gcloud", "secrets", "create", "planner-api-key")) != 1 {
 				t.Error("PLANNER_URL set, but the planner-api-key secret is not created")
 			}
-			// The command key: created if missing, read by the worker and by
-			// nobody else, and never written by it (the operator adds versions).
+			// The command key: created if missing, read by the worker (to sign)
+			// and the public-key service (to serve its public half) and by
+			// nobody else, and never written by them (the operator adds versions).
 			if len(s.find("gcloud", "secrets", "create", "tesla-private-key")) != 1 {
 				t.Error("the tesla-private-key secret is not created")
 			}
 			for _, b := range got {
-				if b.on == "secrets tesla-private-key" && (b.member != workerSA || b.role != accessor) {
-					t.Errorf("tesla-private-key: %s gets %s; only the worker may read it, and only read", b.member, b.role)
+				if b.on == "secrets tesla-private-key" && (b.member != workerSA && b.member != pubkeySA || b.role != accessor) {
+					t.Errorf("tesla-private-key: %s gets %s; only the worker and the public-key service may read it, and only read", b.member, b.role)
 				}
 				if b.member == scoutSA && b.on != "secrets fleet-tokens" && strings.HasPrefix(b.on, "secrets ") {
 					t.Errorf("the scout gets %s on %s; it reads fleet-tokens only", b.role, b.on)
 				}
-			}
-			if strings.Contains(s.out, "allUsers") || strings.Contains(s.out, "allAuthenticatedUsers") {
-				t.Error("a service is opened to everyone")
+				if b.member == pubkeySA && b.on != "secrets tesla-private-key" {
+					t.Errorf("the public-key service gets %s on %s; it reads tesla-private-key only", b.role, b.on)
+				}
 			}
 		})
 	}
@@ -692,8 +705,9 @@ func TestServiceAccountsAgree(t *testing.T) {
 	for _, c := range s.find("gcloud", "iam", "service-accounts", "create") {
 		created[c[4]+"@"+project+".iam.gserviceaccount.com"] = true
 	}
-	w, sc := s.service(t, "worker"), s.service(t, "scout")
+	w, sc, pk := s.service(t, "worker"), s.service(t, "scout"), s.service(t, "pubkey")
 	workerSA, scoutSA := w.Spec.Template.Spec.ServiceAccountName, sc.Spec.Template.Spec.ServiceAccountName
+	pubkeySA := pk.Spec.Template.Spec.ServiceAccountName
 	job := s.find("gcloud", "scheduler", "jobs", "create", "http")[0]
 	schedulerSA := flag(job, "--oidc-service-account-email")
 	build := s.find("gcloud", "builds", "submit")
@@ -701,7 +715,7 @@ func TestServiceAccountsAgree(t *testing.T) {
 		t.Fatalf("%d builds, want 1", len(build))
 	}
 	builderSA := strings.TrimPrefix(flag(build[0], "--service-account"), "projects/"+project+"/serviceAccounts/")
-	accounts := map[string]string{"worker": workerSA, "scout": scoutSA, "scheduler": schedulerSA, "builder": builderSA}
+	accounts := map[string]string{"worker": workerSA, "scout": scoutSA, "pubkey": pubkeySA, "scheduler": schedulerSA, "builder": builderSA}
 	seen := map[string]string{}
 	for role, email := range accounts {
 		if !created[email] {
@@ -760,12 +774,31 @@ func TestIAMIsIdempotent(t *testing.T) {
 
 // fakeGcloud records its calls and answers like gcloud: describe fails for
 // what does not exist (unless FAKE_EXISTS=1), digests and URLs are made up,
-// and with FAKE_FLAKY set the first binding fails once.
+// and with FAKE_FLAKY set the first binding fails once. A service's IAM
+// policy holds one service account, plus allUsers for the service named by
+// FAKE_OPEN (and allAuthenticatedUsers for FAKE_OPEN_AUTH); the service
+// named by FAKE_CHECK_OFF has the invoker check turned off. Services list
+// their URL when they exist.
 const fakeGcloud = `#!/usr/bin/env bash
 { printf 'gcloud'; printf ' %q' "$@"; echo; } >> "$FAKE_LOG"
 case "$*" in
   "artifacts docker images describe "*) echo "sha256:$(printf '%064d' 7)" ;;
-  "run services describe "*) echo "https://$4-fake-lm.a.run.app" ;;
+  "projects describe "*) echo 123456789012 ;;
+  "run services list "*)
+    if [[ "${FAKE_EXISTS:-}" == 1 ]]; then
+      for a in "$@"; do [[ "$a" == metadata.name=* ]] && echo "https://${a#metadata.name=}-fake-lm.a.run.app"; done
+    fi
+    true ;;
+  "run services describe "*"yaml(metadata.annotations)"*)
+    printf 'metadata:\n  annotations:\n    run.googleapis.com/ingress: all\n'
+    [[ "$4" == "${FAKE_CHECK_OFF:-}" ]] && printf "    run.googleapis.com/invoker-iam-disabled: 'true'\n"
+    true ;;
+  "run services describe "*"--format"*) echo "https://$4-fake-lm.a.run.app" ;;
+  "run services get-iam-policy "*)
+    printf 'roles/run.invoker\tserviceAccount:someone@demo-project.iam.gserviceaccount.com\n'
+    [[ "$4" == "${FAKE_OPEN:-}" ]] && printf 'roles/run.invoker\tallUsers\n'
+    [[ "$4" == "${FAKE_OPEN_AUTH:-}" ]] && printf 'roles/run.developer\tallAuthenticatedUsers\n'
+    true ;;
   *" describe "*) [[ "${FAKE_EXISTS:-}" == 1 ]] ;;
   *add-iam-policy-binding*)
     if [[ -n "${FAKE_FLAKY:-}" && ! -e "$FAKE_FLAKY" ]]; then
@@ -825,7 +858,7 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 			created[strings.Join(c[1:i], " ")]++
 		}
 	}
-	want := map[string]int{"iam service-accounts": 4, "secrets": 5, "iam roles": 1, "storage buckets": 2,
+	want := map[string]int{"iam service-accounts": 5, "secrets": 6, "iam roles": 1, "storage buckets": 2,
 		"artifacts repositories": 1, "scheduler jobs": 1}
 	if !reflect.DeepEqual(created, want) {
 		t.Errorf("an empty project: created %v, want %v", created, want)
@@ -836,10 +869,10 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 	}
 	// The first binding failed once and was tried again.
 	first2 := bindings(t, first)
-	if len(first2) != 15 || first2[0] != first2[1] {
-		t.Errorf("bindings: %d (want 14 and one retry), first two %v", len(first2), first2[:2])
+	if len(first2) != 17 || first2[0] != first2[1] {
+		t.Errorf("bindings: %d (want 16 and one retry), first two %v", len(first2), first2[:2])
 	}
-	for _, name := range []string{"worker", "scout"} {
+	for _, name := range []string{"worker", "scout", "pubkey"} {
 		data, err := os.ReadFile(filepath.Join(rendered, name+".yaml"))
 		if err != nil {
 			t.Fatal(err)
@@ -848,8 +881,18 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 		if img := svc.Spec.Template.Spec.Containers[0].Image; !strings.HasSuffix(img, "/"+name+"@"+digest) {
 			t.Errorf("%s deployed as %q, not by the digest gcloud reported", name, img)
 		}
-		if n := len(first.find("gcloud", "run", "services", "replace", filepath.Join(rendered, name+".yaml"))); n != 1 {
-			t.Errorf("%s replaced %d times", name, n)
+		// A new private service learns the URL its callers use only once
+		// deployed: a second revision lists it in SERVICE_URL.
+		want := 1
+		if name != "pubkey" {
+			want = 2
+			urls := svc.env(t)["SERVICE_URL"]
+			if urls != "https://offpeak-"+name+"-123456789012."+region+".run.app,https://offpeak-"+name+"-fake-lm.a.run.app" {
+				t.Errorf("%s SERVICE_URL=%q; want its deterministic URL and the one Cloud Run reported", name, urls)
+			}
+		}
+		if n := len(first.find("gcloud", "run", "services", "replace", filepath.Join(rendered, name+".yaml"))); n != want {
+			t.Errorf("%s replaced %d times in a new project, want %d", name, n, want)
 		}
 	}
 	scoutYAML, _ := os.ReadFile(filepath.Join(rendered, "scout.yaml"))
@@ -868,6 +911,11 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 	}
 	if n := len(again.find("gcloud", "scheduler", "jobs", "update", "http")); n != 1 {
 		t.Errorf("a second deploy updates the job %d times, want 1", n)
+	}
+	for _, name := range []string{"worker", "scout", "pubkey"} {
+		if n := len(again.find("gcloud", "run", "services", "replace", filepath.Join(rendered, name+".yaml"))); n != 1 {
+			t.Errorf("a second deploy replaces %s %d times, want 1", name, n)
+		}
 	}
 
 	// With PLANNER_URL but no key stored (the fake lists no versions), the
@@ -945,7 +993,7 @@ func deployFiles(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(files, "../Dockerfile.worker", "../Dockerfile.scout", "../.dockerignore")
+	return append(files, "../Dockerfile.worker", "../Dockerfile.scout", "../Dockerfile.pubkey", "../.dockerignore")
 }
 
 func TestNoMovingTags(t *testing.T) {
@@ -959,7 +1007,7 @@ func TestNoMovingTags(t *testing.T) {
 			t.Errorf("%s mentions :latest", f)
 		}
 	}
-	for _, name := range []string{"worker", "scout"} {
+	for _, name := range []string{"worker", "scout", "pubkey"} {
 		data, _ := os.ReadFile(name + ".yaml")
 		if !strings.Contains(string(data), "image: ${"+strings.ToUpper(name)+"_IMAGE}") {
 			t.Errorf("%s.yaml: the image must be the digest deploy.sh resolves", name)
@@ -969,7 +1017,7 @@ func TestNoMovingTags(t *testing.T) {
 
 func TestDockerfiles(t *testing.T) {
 	t.Parallel()
-	for _, svc := range []string{"worker", "scout"} {
+	for _, svc := range []string{"worker", "scout", "pubkey"} {
 		data, err := os.ReadFile("../Dockerfile." + svc)
 		if err != nil {
 			t.Fatal(err)
@@ -1066,7 +1114,7 @@ func TestImagesAreSmallStaticAndCarryTimeZones(t *testing.T) {
 	t.Parallel()
 	// distroless/static-debian12 is about 2 MB (under 1 MB compressed).
 	const base = 2 << 20
-	for _, svc := range []string{"worker", "scout"} {
+	for _, svc := range []string{"worker", "scout", "pubkey"} {
 		env, args := dockerBuildArgs(t, svc)
 		out := filepath.Join(t.TempDir(), svc)
 		for i, a := range args {
@@ -1109,7 +1157,8 @@ func TestImagesAreSmallStaticAndCarryTimeZones(t *testing.T) {
 		}
 		_ = f.Close()
 		// The embedded zoneinfo zip names every zone; one no code mentions.
-		if !bytes.Contains(bin, []byte("America/Argentina/ComodRivadavia")) {
+		// The public-key service uses no time zone.
+		if svc != "pubkey" && !bytes.Contains(bin, []byte("America/Argentina/ComodRivadavia")) {
 			t.Errorf("%s does not embed the time zone database", svc)
 		}
 	}
@@ -1123,3 +1172,467 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 var _ io.Writer = (*countingWriter)(nil)
+
+// The public-key service: what it reads exists in pubkey.Config, it starts
+// with what is deployed, it reads the worker's key secret, and its shape
+// suits a public endpoint that answers from memory.
+func TestPublicKeyService(t *testing.T) {
+	t.Parallel()
+	s := dryRun(t, nil)
+	svc := s.service(t, "pubkey")
+	env := svc.env(t)
+	vars := envcfg.Vars(reflect.TypeOf(pubkey.Config{}))
+	for _, v := range []string{"PORT", "SECRETS_BACKEND", "TESLA_PRIVATE_KEY_SECRET", "PUBLIC_KEY_REFRESH"} {
+		if _, ok := vars[v]; !ok {
+			t.Fatalf("pubkey.Config: %s not found among %v", v, vars)
+		}
+	}
+	for v := range env {
+		if _, ok := vars[v]; !ok {
+			t.Errorf("pubkey.yaml sets %s, which pubkey.Config does not read", v)
+		}
+	}
+	if _, ok := env["PORT"]; ok {
+		t.Error("pubkey.yaml sets PORT: Cloud Run sets it")
+	}
+	cfg, err := pubkey.LoadConfig(context.Background(), envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatalf("the public-key service would not start: %v", err)
+	}
+	if cfg.Secrets.Backend != "gcp" || cfg.Secrets.Project != project || env["LOG_FORMAT"] != "json" {
+		t.Errorf("pubkey: %+v, LOG_FORMAT %q", cfg.Secrets, env["LOG_FORMAT"])
+	}
+	if w := s.service(t, "worker").env(t)["TESLA_PRIVATE_KEY_SECRET"]; cfg.PrivateKeySecret != w {
+		t.Errorf("pubkey serves the key of %q, the worker signs with %q", cfg.PrivateKeySecret, w)
+	}
+
+	c := svc.Spec.Template.Spec.Containers[0]
+	if !regexp.MustCompile(`^` + region + `-docker\.pkg\.dev/` + project + `/offpeak/pubkey@sha256:\S+$`).MatchString(c.Image) {
+		t.Errorf("pubkey: image %q is not this project's pubkey image pinned by digest", c.Image)
+	}
+	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 8080 {
+		t.Errorf("pubkey: container ports %+v, want one, 8080", c.Ports)
+	}
+	// No /health to probe (it serves one path only), and a 503 before the
+	// key is stored must not fail the rollout: the probe checks the port.
+	if p := c.StartupProbe; p == nil || p.TCPSocket == nil || p.TCPSocket.Port != 8080 || p.HTTPGet != nil {
+		t.Errorf("pubkey: startup probe %+v, want TCP on 8080", p)
+	}
+	if c.LivenessProbe != nil {
+		t.Errorf("pubkey: a liveness probe %+v on a service without /health", c.LivenessProbe)
+	}
+	if got := svc.Metadata.Annotations["run.googleapis.com/ingress"]; got != "all" {
+		t.Errorf("pubkey: ingress %q; Tesla and phones fetch it from the internet", got)
+	}
+	ann := svc.Spec.Template.Metadata.Annotations
+	if ann["autoscaling.knative.dev/maxScale"] != "1" || ann["autoscaling.knative.dev/minScale"] != "0" ||
+		ann["run.googleapis.com/cpu-throttling"] != "true" {
+		t.Errorf("pubkey: %v; want at most one instance, scale to zero, CPU only during requests", ann)
+	}
+	if mem := c.Resources.Limits["memory"]; mem != "128Mi" || ann["run.googleapis.com/execution-environment"] != "gen1" {
+		t.Errorf("pubkey: memory %q on %q", mem, ann["run.googleapis.com/execution-environment"])
+	}
+	if to := svc.Spec.Template.Spec.TimeoutSeconds; to < 11 || to > 60 {
+		t.Errorf("pubkey: request timeout %d s; above the 10 s key read, and short", to)
+	}
+	if len(s.find("gcloud", "run", "services", "replace", "deploy/.rendered/pubkey.yaml")) != 1 {
+		t.Error("the public-key service is not deployed")
+	}
+}
+
+// publicMember is a member that lets anyone in.
+func publicMember(m string) bool { return m == "allUsers" || m == "allAuthenticatedUsers" }
+
+// The public-key service is the only public one, whatever the options; the
+// worker and the scout stay private: no binding for everyone, and their
+// invoker check is never turned off.
+func TestOnlyThePublicKeyServiceIsPublic(t *testing.T) {
+	t.Parallel()
+	for name, extra := range map[string]map[string]string{
+		"defaults":     nil,
+		"every option": {"OPERATOR": "me@example.com", "PLANNER_URL": "https://planner.example.com", "TESLA_COMMAND_URL": "https://proxy.example.com"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := dryRun(t, extra)
+			var public []binding
+			for _, b := range bindings(t, s) {
+				if publicMember(b.member) {
+					public = append(public, b)
+				}
+			}
+			want := []binding{{"run services offpeak-pubkey", "allUsers", "roles/run.invoker"}}
+			if !slices.Equal(public, want) {
+				t.Errorf("bindings for everyone: %v, want only %v", public, want)
+			}
+			// The one public service can be left out (the PEM hosted
+			// elsewhere, or an organization policy forbids allUsers): then
+			// nothing is public, and nothing of it is made.
+			offEnv := maps.Clone(extra)
+			if offEnv == nil {
+				offEnv = map[string]string{}
+			}
+			offEnv["SERVE_PUBLIC_KEY"] = "0"
+			off := dryRun(t, offEnv)
+			if strings.Contains(off.out, "allUsers") || strings.Contains(off.out, "pubkey") {
+				t.Errorf("SERVE_PUBLIC_KEY=0 still makes the public-key service:\n%s", off.out)
+			}
+			if len(bindings(t, off)) != len(bindings(t, s))-2 {
+				t.Errorf("SERVE_PUBLIC_KEY=0: %d bindings, want %d", len(bindings(t, off)), len(bindings(t, s))-2)
+			}
+			for _, name := range []string{"worker", "scout", "pubkey"} {
+				svc := s.service(t, name)
+				for k, v := range svc.Metadata.Annotations {
+					if strings.Contains(k, "invoker-iam-disabled") {
+						t.Errorf("%s: %s=%s", name, k, v)
+					}
+				}
+			}
+			for _, c := range s.commands {
+				if slices.Contains(c, "--no-invoker-iam-check") || slices.Contains(c, "--allow-unauthenticated") {
+					t.Errorf("a service is opened by a flag: %q", c)
+				}
+			}
+		})
+	}
+	// Nowhere in deploy/ is anything else opened, not even in a branch the
+	// dry run does not take: one `--member allUsers`, on the pubkey service.
+	members := regexp.MustCompile(`--member\s+"?(allUsers|allAuthenticatedUsers)`)
+	var found []string
+	for _, f := range deployFiles(t) {
+		if strings.HasPrefix(f, "testdata") {
+			continue // the dry run's output, checked above
+		}
+		data, _ := os.ReadFile(f)
+		for _, line := range strings.Split(string(data), "\n") {
+			if members.MatchString(line) {
+				found = append(found, f+": "+strings.TrimSpace(line))
+			}
+			if strings.Contains(line, "--no-invoker-iam-check") && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+				t.Errorf("%s turns an invoker check off: %s", f, line)
+			}
+		}
+	}
+	if len(found) != 1 || !strings.Contains(found[0], "iam.sh") {
+		t.Errorf("public members in deploy/: %q; want one line in iam.sh", found)
+	}
+	iam, _ := os.ReadFile("iam.sh")
+	if !regexp.MustCompile(`add-iam-policy-binding "\$PUBKEY_SERVICE"[^\n]*\\\n\s*--member allUsers --role roles/run.invoker`).Match(iam) {
+		t.Error("iam.sh: the allUsers binding is not on $PUBKEY_SERVICE")
+	}
+}
+
+// After deploying, the script reads the worker's and the scout's IAM policy
+// and annotations, and fails, naming the service and the fix, if either is
+// open to everyone.
+func TestPrivateServicesAreCheckedAfterDeploying(t *testing.T) {
+	t.Parallel()
+	s := dryRun(t, nil)
+	checked := map[string][]string{}
+	for _, q := range s.asked {
+		switch {
+		case len(q) > 4 && slices.Equal(q[:4], []string{"gcloud", "run", "services", "get-iam-policy"}):
+			checked[q[4]] = append(checked[q[4]], "policy")
+		case len(q) > 4 && slices.Equal(q[:4], []string{"gcloud", "run", "services", "describe"}) && strings.Contains(flag(q, "--format"), "annotations"):
+			checked[q[4]] = append(checked[q[4]], "annotations")
+		}
+	}
+	want := map[string][]string{"offpeak-worker": {"policy", "annotations"}, "offpeak-scout": {"policy", "annotations"}}
+	if !reflect.DeepEqual(checked, want) {
+		t.Errorf("checked after deploying: %v, want %v", checked, want)
+	}
+	// The check comes last, after the job.
+	if i, j := strings.Index(s.out, "get-iam-policy"), strings.Index(s.out, "scheduler jobs update"); i < j {
+		t.Error("the privacy check runs before the deploy is done")
+	}
+
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "gcloud"), []byte(fakeGcloud), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		env   map[string]string
+		named []string // in the message; empty: the deploy passes
+	}{
+		"private":                       {nil, nil},
+		"pubkey open (as it should be)": {map[string]string{"FAKE_OPEN": "offpeak-pubkey", "FAKE_CHECK_OFF": "offpeak-pubkey"}, nil},
+		"worker allUsers":               {map[string]string{"FAKE_OPEN": "offpeak-worker"}, []string{"offpeak-worker", "allUsers", "remove-iam-policy-binding offpeak-worker --member allUsers --role roles/run.invoker"}},
+		"scout allAuthenticatedUsers":   {map[string]string{"FAKE_OPEN_AUTH": "offpeak-scout"}, []string{"offpeak-scout", "allAuthenticatedUsers", "roles/run.developer"}},
+		"worker check off":              {map[string]string{"FAKE_CHECK_OFF": "offpeak-worker"}, []string{"offpeak-worker", "invoker IAM check is off", "--invoker-iam-check"}},
+		"scout check off":               {map[string]string{"FAKE_CHECK_OFF": "offpeak-scout"}, []string{"offpeak-scout", "invoker IAM check is off"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"FAKE_LOG": filepath.Join(t.TempDir(), "calls"), "RENDER_DIR": t.TempDir(), "VERSION": "v-test",
+				"BIND_RETRY_SLEEP": "0", "FAKE_EXISTS": "1"}
+			for _, m := range []map[string]string{baseEnv, tc.env} {
+				for k, v := range m {
+					env[k] = v
+				}
+			}
+			_, stderr, err := deploySh(t, bin, env)
+			if len(tc.named) == 0 {
+				if err != nil {
+					t.Fatalf("deploy.sh: %v\n%s", err, stderr)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("a deploy with an open private service passed:\n%s", stderr)
+			}
+			for _, n := range tc.named {
+				if !strings.Contains(stderr, n) {
+					t.Errorf("the failure does not name %q:\n%s", n, stderr)
+				}
+			}
+		})
+	}
+	// deploy/iam.sh check runs the same check alone.
+	cmd := exec.Command("bash", "deploy/iam.sh", "check")
+	cmd.Dir = ".."
+	cmd.Env = []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH"), "PROJECT=" + project, "REGION=" + region,
+		"FAKE_LOG=" + filepath.Join(t.TempDir(), "calls"), "FAKE_OPEN=offpeak-scout"}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "offpeak-scout") {
+		t.Errorf("iam.sh check with an open scout: %v %s", err, out)
+	}
+}
+
+// Cloud Build runs in BUILD_REGION (europe-west1 unless set), its bucket
+// lives there, and the images still go to REGION's registry.
+func TestBuildRegion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ set, want string }{{"", "europe-west1"}, {"us-central1", "us-central1"}} {
+		s := dryRun(t, map[string]string{"BUILD_REGION": tc.set})
+		build := s.find("gcloud", "builds", "submit")
+		if len(build) != 1 || flag(build[0], "--region") != tc.want {
+			t.Errorf("BUILD_REGION=%q: builds submit %q, want --region %s", tc.set, build, tc.want)
+			continue
+		}
+		if subs := flag(build[0], "--substitutions"); !strings.Contains(subs, "_REPO="+region+"-docker.pkg.dev/") {
+			t.Errorf("BUILD_REGION=%q: images pushed to %q, want the registry in %s", tc.set, subs, region)
+		}
+		bucket := s.find("gcloud", "storage", "buckets", "create", "gs://"+project+"-offpeak-build")
+		if len(bucket) != 1 || flag(bucket[0], "--location") != tc.want {
+			t.Errorf("BUILD_REGION=%q: build bucket %q", tc.set, bucket)
+		}
+		for _, c := range s.find("gcloud", "run", "services", "replace") {
+			if flag(c, "--region") != region {
+				t.Errorf("a service deployed to %q, not REGION", flag(c, "--region"))
+			}
+		}
+	}
+}
+
+// cloudbuild.yaml builds every image a service runs, from its Dockerfile,
+// and logs to the build bucket (deploy.sh's --gcs-log-dir), the one the
+// builder holds Storage Admin on.
+func TestCloudBuildConfig(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("cloudbuild.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cb struct {
+		Steps []struct {
+			ID   string   `yaml:"id"`
+			Args []string `yaml:"args"`
+		} `yaml:"steps"`
+		Images  []string `yaml:"images"`
+		Options struct {
+			Logging string `yaml:"logging"`
+		} `yaml:"options"`
+	}
+	if err := yaml.Unmarshal(data, &cb); err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []string{"worker", "scout", "pubkey"} {
+		tag := "${_REPO}/" + svc + ":${_VERSION}"
+		built := false
+		for _, st := range cb.Steps {
+			if slices.Contains(st.Args, "Dockerfile."+svc) && slices.Contains(st.Args, tag) {
+				built = true
+			}
+		}
+		if !built || !slices.Contains(cb.Images, tag) {
+			t.Errorf("cloudbuild.yaml does not build and push %s from Dockerfile.%s", tag, svc)
+		}
+	}
+	if cb.Options.Logging != "GCS_ONLY" {
+		t.Errorf("logging %q: the build logs to the build bucket, GCS_ONLY", cb.Options.Logging)
+	}
+	s := dryRun(t, nil)
+	build := s.find("gcloud", "builds", "submit")[0]
+	if got := flag(build, "--gcs-log-dir"); got != "gs://"+project+"-offpeak-build/logs" {
+		t.Errorf("--gcs-log-dir %q, want the build bucket", got)
+	}
+	for _, b := range bindings(t, s) {
+		if b.on == "storage buckets gs://"+project+"-offpeak-build" && b.role != "roles/storage.admin" {
+			t.Errorf("the builder holds %s on its logs bucket; Google documents roles/storage.admin", b.role)
+		}
+	}
+}
+
+// destroySh runs deploy/destroy.sh like deploySh runs deploy.sh.
+func destroySh(t *testing.T, binDir string, env map[string]string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := exec.Command("bash", "deploy/destroy.sh")
+	cmd.Dir = ".."
+	cmd.Env = []string{"PATH=" + binDir + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + t.TempDir(),
+		"PROJECT=" + project, "REGION=" + region}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// deleted lists the delete commands in order, as "kind name".
+func deleted(s script) []string {
+	var out []string
+	for _, c := range s.commands {
+		for i, w := range c {
+			if (w == "delete" || w == "rm") && i+1 < len(c) {
+				name := c[i+1]
+				if name == "--recursive" && i+2 < len(c) {
+					name = c[i+2]
+				}
+				out = append(out, strings.Join(c[1:i], " ")+" "+name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func TestDestroy(t *testing.T) {
+	t.Parallel()
+	always := []string{
+		"scheduler jobs offpeak-scout-tick",
+		"run services offpeak-scout", "run services offpeak-worker", "run services offpeak-pubkey",
+		"iam service-accounts offpeak-scout@demo-project.iam.gserviceaccount.com",
+		"iam service-accounts offpeak-worker@demo-project.iam.gserviceaccount.com",
+		"iam service-accounts offpeak-pubkey@demo-project.iam.gserviceaccount.com",
+		"iam service-accounts offpeak-scheduler@demo-project.iam.gserviceaccount.com",
+		"iam service-accounts offpeak-builder@demo-project.iam.gserviceaccount.com",
+	}
+	storage := []string{"storage gs://demo-project-offpeak-state", "storage gs://demo-project-offpeak-build",
+		"artifacts repositories offpeak"}
+	secretsGone := []string{"secrets fleet-tokens", "secrets tesla-client-id", "secrets tesla-client-secret",
+		"secrets tesla-refresh-token", "secrets tesla-private-key", "secrets planner-api-key", "secrets tesla-domain"}
+
+	// Without CONFIRM=1 (or with DRY_RUN=1) it prints and runs nothing.
+	for _, env := range []map[string]string{nil, {"CONFIRM": "0"}, {"DRY_RUN": "1", "CONFIRM": "1"}} {
+		bin, mark := tripwire(t)
+		out, stderr, err := destroySh(t, bin, env)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", env, err, stderr)
+		}
+		if called, err := os.ReadFile(mark); err == nil {
+			t.Fatalf("%v: destroy ran cloud commands:\n%s", env, called)
+		}
+		if got := deleted(parseScript(t, out)); !slices.Equal(got, always) {
+			t.Errorf("%v: would delete\n%s\nwant\n%s", env, strings.Join(got, "\n"), strings.Join(always, "\n"))
+		}
+		if !strings.Contains(stderr, "nothing was deleted") || !strings.Contains(stderr, "secrets are kept") {
+			t.Errorf("%v: stderr %s", env, stderr)
+		}
+		if env == nil && !strings.Contains(stderr, "CONFIRM=1") {
+			t.Errorf("the dry run does not say how to delete: %s", stderr)
+		}
+	}
+
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "gcloud"), []byte(fakeGcloud), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want []string
+	}{
+		"confirmed":            {map[string]string{"CONFIRM": "1", "FAKE_EXISTS": "1"}, always},
+		"everything":           {map[string]string{"CONFIRM": "1", "FAKE_EXISTS": "1", "DELETE_BUCKETS": "1", "DELETE_REPOSITORY": "1", "KEEP_SECRETS": "0"}, append(append(slices.Clone(always), storage...), secretsGone...)},
+		"secrets kept":         {map[string]string{"CONFIRM": "1", "FAKE_EXISTS": "1", "KEEP_SECRETS": "1", "DELETE_BUCKETS": "1"}, append(slices.Clone(always), storage[:2]...)},
+		"already gone (again)": {map[string]string{"CONFIRM": "1", "KEEP_SECRETS": "0", "DELETE_BUCKETS": "1"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			log := filepath.Join(t.TempDir(), "calls")
+			env := map[string]string{"FAKE_LOG": log}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, stderr, err := destroySh(t, bin, env)
+			if err != nil {
+				t.Fatalf("destroy.sh: %v\n%s", err, stderr)
+			}
+			calls, _ := os.ReadFile(log)
+			if got := deleted(parseScript(t, string(calls))); !slices.Equal(got, tc.want) {
+				t.Errorf("deleted\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			for _, c := range parseScript(t, string(calls)).commands {
+				if slices.Contains(c, "delete") && !slices.Contains(c, "--quiet") {
+					t.Errorf("a delete that would stop to ask: %q", c)
+				}
+				if slices.Contains(c, "roles") && slices.Contains(c, "delete") {
+					t.Errorf("the custom role is deleted: %q", c)
+				}
+			}
+			if tc.env["KEEP_SECRETS"] == "0" && !strings.Contains(stderr, "pairing") {
+				t.Errorf("deleting the secrets without saying what it costs: %s", stderr)
+			}
+		})
+	}
+
+	// What deploy.sh creates, destroy.sh takes down: every account, service
+	// and the job.
+	d := dryRun(t, nil)
+	var made []string
+	made = append(made, "scheduler jobs "+d.find("gcloud", "scheduler", "jobs", "create", "http")[0][5])
+	for _, c := range d.find("gcloud", "run", "services", "replace") {
+		name := strings.TrimSuffix(filepath.Base(c[4]), ".yaml")
+		made = append(made, "run services "+d.service(t, name).Metadata.Name)
+	}
+	for _, c := range d.find("gcloud", "iam", "service-accounts", "create") {
+		made = append(made, "iam service-accounts "+c[4]+"@"+project+".iam.gserviceaccount.com")
+	}
+	for _, m := range made {
+		if !slices.Contains(always, m) {
+			t.Errorf("deploy.sh makes %s, which destroy.sh leaves", m)
+		}
+	}
+
+	bin2, _ := tripwire(t)
+	cmd := exec.Command("bash", "deploy/destroy.sh")
+	cmd.Dir = ".."
+	cmd.Env = []string{"PATH=" + bin2 + string(os.PathListSeparator) + os.Getenv("PATH"), "PROJECT=" + project}
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "REGION") {
+		t.Errorf("destroy.sh without REGION: %v %s", err, out)
+	}
+}
+
+// Each private service accepts the audience its callers put in their ID
+// tokens: the scout's WORKER_URL is one of the worker's SERVICE_URL, the
+// job's OIDC audience one of the scout's; both list their deterministic URL.
+func TestAudiencesAgree(t *testing.T) {
+	t.Parallel()
+	s := dryRun(t, nil)
+	w, sc := s.service(t, "worker").env(t), s.service(t, "scout").env(t)
+	job := s.find("gcloud", "scheduler", "jobs", "update", "http")[0]
+	for _, tc := range []struct{ callee, urls, audience string }{
+		{"offpeak-worker", w["SERVICE_URL"], sc["WORKER_URL"]},
+		{"offpeak-scout", sc["SERVICE_URL"], flag(job, "--oidc-token-audience")},
+	} {
+		list := strings.Split(tc.urls, ",")
+		if !slices.Contains(list, tc.audience) {
+			t.Errorf("%s: SERVICE_URL %q does not accept its callers' audience %q", tc.callee, tc.urls, tc.audience)
+		}
+		if !slices.Contains(list, "https://"+tc.callee+"-123456789012."+region+".run.app") {
+			t.Errorf("%s: SERVICE_URL %q lacks the deterministic URL", tc.callee, tc.urls)
+		}
+	}
+	if _, ok := s.service(t, "pubkey").env(t)["SERVICE_URL"]; ok {
+		t.Error("the public-key service checks no caller: it needs no SERVICE_URL")
+	}
+}

@@ -5,18 +5,20 @@
 # secret, ONE bucket, ONE repository or ONE service: nothing project-wide.
 #
 # Sourced by deploy.sh; can also run alone:
-#   PROJECT=… REGION=… [DRY_RUN=1] deploy/iam.sh [accounts|resources|invokers|all]
-# (invokers needs the services to exist).
+#   PROJECT=… REGION=… [DRY_RUN=1] deploy/iam.sh [accounts|resources|invokers|check|all]
+# (invokers and check need the services to exist).
 set -euo pipefail
 
 iam_accounts() {
   local id title
   while IFS='|' read -r id title; do
+    [[ -n "$id" ]] || continue
     create_if_missing gcloud iam service-accounts describe "${id}@${PROJECT}.iam.gserviceaccount.com" --project "$PROJECT" \
       --then gcloud iam service-accounts create "$id" --project "$PROJECT" --display-name "$title"
   done <<EOF
 ${WORKER_SA_ID}|offpeak worker: the one token writer, the charging cycle
 ${SCOUT_SA_ID}|offpeak scout: reads tokens, polls the cars
+$(serve_public_key && echo "${PUBKEY_SA_ID}|offpeak pubkey: serves the command key's public half")
 ${SCHEDULER_SA_ID}|offpeak scheduler: calls the scout
 ${BUILDER_SA_ID}|offpeak builder: Cloud Build pushes the images
 EOF
@@ -39,6 +41,10 @@ iam_secrets() {
     create_if_missing gcloud secrets describe "$s" --project "$PROJECT" \
       --then gcloud secrets create "$s" --project "$PROJECT" --replication-policy automatic
   done
+  # The app's domain, as the Python system kept it: `fleetctl register`
+  # stores it and `fleetctl pair` reads it. No service reads it: no binding.
+  create_if_missing gcloud secrets describe "$DOMAIN_SECRET" --project "$PROJECT" \
+    --then gcloud secrets create "$DOMAIN_SECRET" --project "$PROJECT" --replication-policy automatic
 
   # Scout: reads fleet-tokens, nothing else. It never refreshes.
   bind gcloud secrets add-iam-policy-binding "$FLEET_TOKENS_SECRET" --project "$PROJECT" \
@@ -67,6 +73,12 @@ iam_secrets() {
     bind gcloud secrets add-iam-policy-binding "$s" --project "$PROJECT" \
       --member "serviceAccount:${WORKER_SA}" --role roles/secretmanager.secretAccessor
   done
+  # The public-key service reads the command key, derives its public half
+  # and serves only that. It can read no other secret.
+  if serve_public_key; then
+    bind gcloud secrets add-iam-policy-binding "$PRIVATE_KEY_SECRET" --project "$PROJECT" \
+      --member "serviceAccount:${PUBKEY_SA}" --role roles/secretmanager.secretAccessor
+  fi
 }
 
 iam_buckets() {
@@ -80,13 +92,24 @@ iam_buckets() {
     bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
       --member "serviceAccount:${sa}" --role roles/storage.objectUser
   done
-  # Build: the source Cloud Build reads and the logs it writes, kept 7 days.
+  # Build: the source Cloud Build reads and the logs it writes, kept 7 days,
+  # next to the builds (BUILD_REGION).
   create_if_missing gcloud storage buckets describe "gs://${BUILD_BUCKET}" --project "$PROJECT" \
-    --then gcloud storage buckets create "gs://${BUILD_BUCKET}" --project "$PROJECT" --location "$REGION" \
+    --then gcloud storage buckets create "gs://${BUILD_BUCKET}" --project "$PROJECT" --location "$BUILD_REGION" \
     --uniform-bucket-level-access --public-access-prevention
   run gcloud storage buckets update "gs://${BUILD_BUCKET}" --project "$PROJECT" --lifecycle-file deploy/build-bucket-lifecycle.json
+  # A build that runs as a service account of ours must log to Cloud Logging
+  # or to a bucket of ours, and for a user-created logs bucket Google
+  # documents the Storage Admin role for that account
+  # (cloud.google.com/build/docs/securing-builds/store-view-build-logs,
+  # "Store build logs in a user-created bucket"). objectUser alone was not
+  # enough: it has no bucket-level permission such as storage.buckets.get,
+  # and the builder could not use its logs bucket ("builder service account
+  # does not have access to logs bucket"). Bound on this one bucket, not the
+  # project. (Cloud Logging instead would need roles/logging.logWriter,
+  # which is granted on the whole project.)
   bind gcloud storage buckets add-iam-policy-binding "gs://${BUILD_BUCKET}" --project "$PROJECT" \
-    --member "serviceAccount:${BUILDER_SA}" --role roles/storage.objectUser
+    --member "serviceAccount:${BUILDER_SA}" --role roles/storage.admin
 }
 
 iam_registry() {
@@ -116,6 +139,44 @@ iam_invokers() {
         --member "user:${OPERATOR}" --role roles/run.invoker
     done
   fi
+  # The one public service: Tesla and the owner's phone fetch the public key
+  # without credentials. It serves that one path and reads one secret. (An
+  # organization policy that restricts members to your domain refuses this
+  # binding: see deploy/README.md, "The public key".)
+  if serve_public_key; then
+    bind gcloud run services add-iam-policy-binding "$PUBKEY_SERVICE" --project "$PROJECT" --region "$REGION" \
+      --member allUsers --role roles/run.invoker
+  fi
+}
+
+# After deploying: the private services must be private. Fails, naming the
+# service and what opens it, if either has an invoker binding for everyone
+# (allUsers, allAuthenticatedUsers: any role) or Cloud Run's invoker check
+# turned off (the run.googleapis.com/invoker-iam-disabled annotation, set by
+# `--no-invoker-iam-check`), which lets anyone call it whatever the policy says.
+iam_check_private() {
+  local svc open=() line
+  local everyone='(^|[[:space:]])(allUsers|allAuthenticatedUsers)$'
+  local check_off="run\\.googleapis\\.com/invoker-iam-disabled:[[:space:]]*['\"]?true"
+  for svc in "$WORKER_SERVICE" "$SCOUT_SERVICE"; do
+    inspect MEMBERS "" gcloud run services get-iam-policy "$svc" --project "$PROJECT" --region "$REGION" \
+      --flatten 'bindings[].members' --format 'value(bindings.role,bindings.members)'
+    while IFS= read -r line; do
+      if [[ "$line" =~ $everyone ]]; then
+        open+=("${svc}: ${line//$'\t'/ } (remove it: gcloud run services remove-iam-policy-binding ${svc} --member ${BASH_REMATCH[2]} --role ${line%%[[:space:]]*} --region ${REGION} --project ${PROJECT})")
+      fi
+    done <<<"$MEMBERS"
+    inspect ANNOTATIONS "" gcloud run services describe "$svc" --project "$PROJECT" --region "$REGION" \
+      --format 'yaml(metadata.annotations)'
+    if [[ "$ANNOTATIONS" =~ $check_off ]]; then
+      open+=("${svc}: the invoker IAM check is off (turn it on: gcloud run services update ${svc} --invoker-iam-check --region ${REGION} --project ${PROJECT})")
+    fi
+  done
+  if ((${#open[@]})); then
+    echo "deploy: a private service is open to everyone:" >&2
+    printf '  %s\n' "${open[@]}" >&2
+    return 1
+  fi
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
@@ -129,7 +190,8 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     accounts) iam_accounts ;;
     resources) iam_resources ;;
     invokers) iam_invokers ;;
-    all) iam_accounts; iam_resources; iam_invokers ;;
-    *) echo "usage: $0 [accounts|resources|invokers|all]" >&2; exit 2 ;;
+    check) iam_check_private ;;
+    all) iam_accounts; iam_resources; iam_invokers; iam_check_private ;;
+    *) echo "usage: $0 [accounts|resources|invokers|check|all]" >&2; exit 2 ;;
   esac
 fi

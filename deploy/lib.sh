@@ -78,6 +78,25 @@ query() {
   printf -v "$var" '%s' "$value"
 }
 
+# inspect VAR PLACEHOLDER CMD…: as query, for a command whose answer may
+# be empty (a list with nothing in it); it must still succeed.
+inspect() {
+  local var="$1" placeholder="$2"
+  shift 2
+  local value
+  if dry_run; then
+    printf '%s=$(%s)\n' "$var" "$(quote "$@")"
+    value="$placeholder"
+  else
+    printf '+ %s\n' "$(quote "$@")" >&2
+    if ! value="$("$@")"; then
+      echo "deploy: $(quote "$@") failed (needed for ${var})" >&2
+      exit 1
+    fi
+  fi
+  printf -v "$var" '%s' "$value"
+}
+
 # require VAR…: stop with a message naming every missing variable.
 require() {
   local missing=() v
