@@ -1,5 +1,6 @@
-// Command fleetctl is the operator CLI for the Tesla tokens: login, status,
-// refresh, migrate, prune and doctor. Everything lives in internal/fleetctl.
+// Command fleetctl is the operator CLI for the Tesla side: login, status,
+// refresh, migrate, prune, keygen, register, pair and doctor. Everything
+// lives in internal/fleetctl.
 package main
 
 import (

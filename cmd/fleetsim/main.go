@@ -19,7 +19,15 @@
 // -app-key FILE names the app's public key (PEM "PUBLIC KEY", hex or raw
 // point) that fleet_status checks; -pair-app-key also pairs it with every
 // car at start, as if the owner had approved the pairing link. Keys are
-// otherwise paired through POST /sim/cars/{vin}/keys.
+// otherwise paired through POST /sim/cars/{vin}/keys, or through
+// POST /sim/pair/{domain}, what approving https://tesla.com/_ak/<domain> does.
+//
+// Partner registration: -require-registration makes every user call answer
+// 412 until POST /api/1/partner_accounts (with a client_credentials partner
+// token) registered a domain; the key is fetched from https://<domain>, or
+// from -domain-url DOMAIN=URL (a local server). -partner-audience names
+// another simulator's URL (another region) the token endpoint may issue
+// partner tokens for.
 package main
 
 import (
@@ -28,6 +36,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
@@ -74,6 +83,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	region := fs.String("region", env.str("FLEETSIM_REGION", fleetsim.DefaultRegion), "account region: EU, NA or CN (env FLEETSIM_REGION)")
 	clientID := fs.String("client-id", env.str("FLEETSIM_CLIENT_ID", fleetsim.DefaultClientID), "OAuth client id (env FLEETSIM_CLIENT_ID)")
 	clientSecret := fs.String("client-secret", env.str("FLEETSIM_CLIENT_SECRET", fleetsim.DefaultClientSecret), "OAuth client secret (env FLEETSIM_CLIENT_SECRET)")
+	requireReg := fs.Bool("require-registration", env.boolean("FLEETSIM_REQUIRE_REGISTRATION"), "answer every user call 412 until the app registered a domain with POST /api/1/partner_accounts (env FLEETSIM_REQUIRE_REGISTRATION)")
+	domainURLs := fs.String("domain-url", env.str("FLEETSIM_DOMAIN_URL", ""), "where partner domains' public keys are fetched: DOMAIN=URL[,DOMAIN=URL…] or a bare URL for every domain; default https://<domain> (env FLEETSIM_DOMAIN_URL)")
+	audiences := fs.String("partner-audience", env.str("FLEETSIM_PARTNER_AUDIENCE", ""), "more Fleet API base URLs the client_credentials grant accepts as audience, comma-separated (env FLEETSIM_PARTNER_AUDIENCE)")
 	verbose := fs.Bool("v", env.boolean("FLEETSIM_VERBOSE"), "log every request (env FLEETSIM_VERBOSE)")
 	if err := errors.Join(env.errs...); err != nil {
 		return err
@@ -84,6 +96,17 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	carList, err := parseCars(*cars)
 	if err != nil {
 		return fmt.Errorf("-cars: %w", err)
+	}
+
+	domainURL, err := parseDomainURLs(*domainURLs)
+	if err != nil {
+		return fmt.Errorf("-domain-url: %w", err)
+	}
+	var partnerAudiences []string
+	for _, a := range strings.Split(*audiences, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			partnerAudiences = append(partnerAudiences, a)
+		}
 	}
 
 	var appKey []byte
@@ -117,6 +140,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WakeDelay:            time.Duration(*wakeDelay),
 		RevokeAccessOnRotate: *revoke,
 		AppPublicKey:         appKey,
+		RequireRegistration:  *requireReg,
+		DomainBaseURL:        domainURL,
+		PartnerAudiences:     partnerAudiences,
 		Logger:               logger,
 	})
 	for _, c := range carList {
@@ -186,6 +212,39 @@ func parseCars(spec string) ([]fleetsim.CarState, error) {
 		return nil, errors.New("no cars")
 	}
 	return out, nil
+}
+
+// parseDomainURLs reads -domain-url: "DOMAIN=URL,DOMAIN=URL" maps each
+// domain, a bare "URL" serves every domain; nil when spec is empty.
+func parseDomainURLs(spec string) (func(string) string, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, nil
+	}
+	byDomain := map[string]string{}
+	all := ""
+	for _, item := range strings.Split(spec, ",") {
+		item = strings.TrimSpace(item)
+		domain, u, mapped := strings.Cut(item, "=")
+		if !mapped {
+			domain, u = "", item
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return nil, fmt.Errorf("%q: want DOMAIN=http(s)://host[:port] or a bare http(s) URL", item)
+		}
+		if !mapped {
+			all = strings.TrimRight(u, "/")
+			continue
+		}
+		byDomain[domain] = strings.TrimRight(u, "/")
+	}
+	return func(domain string) string {
+		if u, ok := byDomain[domain]; ok {
+			return u
+		}
+		return all
+	}, nil
 }
 
 func newLogger(w io.Writer, verbose bool) *zap.Logger {

@@ -174,3 +174,84 @@ func TestRealMainAppKey(t *testing.T) {
 		t.Fatalf("realMain: %v", err)
 	}
 }
+
+func TestParseDomainURLs(t *testing.T) {
+	t.Parallel()
+	f, err := parseDomainURLs("app.example.com=http://127.0.0.1:8090/, other.example.com=https://keys.example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f("app.example.com") != "http://127.0.0.1:8090" || f("other.example.com") != "https://keys.example.net" || f("x.example.com") != "" {
+		t.Errorf("mapping: %q %q %q", f("app.example.com"), f("other.example.com"), f("x.example.com"))
+	}
+	f, err = parseDomainURLs("http://127.0.0.1:9/")
+	if err != nil || f("any.example.com") != "http://127.0.0.1:9" {
+		t.Errorf("bare URL: %v", err)
+	}
+	if f, err := parseDomainURLs(""); f != nil || err != nil {
+		t.Error("empty spec")
+	}
+	for _, bad := range []string{"app.example.com=ftp://x", "notaurl", "a=b"} {
+		if _, err := parseDomainURLs(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// -require-registration: a user call answers 412 until the app registered.
+func TestRealMainRequireRegistration(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- realMain(ctx, []string{"-addr", "127.0.0.1:0", "-manual-clock", "-require-registration", "-domain-url", "app.example.com=http://127.0.0.1:9"}, &stdout, io.Discard)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("no base URL printed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	base := strings.TrimSpace(stdout.String())
+	resp, err := http.Post(base+"/sim/login", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pair struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&pair)
+	resp.Body.Close()
+	get := func() int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/1/vehicles", nil)
+		req.Header.Set("Authorization", "Bearer "+pair.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != http.StatusPreconditionFailed {
+		t.Errorf("before registration: %d", code)
+	}
+	pemKey := "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsra8aMLaBmXOZWgVWUmWxiOU7di+\nqQX+eBp1T+aoRacUMwkC8iXpJp1GbgWzSZgf2p2FzCPG+0RKpztikQXcbg==\n-----END PUBLIC KEY-----\n"
+	body, _ := json.Marshal(map[string]string{"domain": "app.example.com", "public_key": pemKey})
+	resp, err = http.Post(base+"/sim/partner-accounts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin register: %d", resp.StatusCode)
+	}
+	if code := get(); code != http.StatusOK {
+		t.Errorf("after registration: %d", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("realMain: %v", err)
+	}
+}

@@ -23,6 +23,8 @@ type Config struct {
 	ClientIDSecret           string // TESLA_CLIENT_ID_SECRET
 	ClientSecretSecret       string // TESLA_CLIENT_SECRET_SECRET
 	LegacyRefreshTokenSecret string // LEGACY_REFRESH_TOKEN_SECRET
+	PrivateKeySecret         string // TESLA_PRIVATE_KEY_SECRET: the command key (keygen, register, pair)
+	DomainSecret             string // TESLA_DOMAIN_SECRET: the app's domain (register writes it, pair reads it)
 	TokenRefreshBefore       time.Duration
 	TokenKeepVersions        int
 	TeslaAuthURL             string // token endpoint
@@ -66,6 +68,8 @@ var settings = []setting{
 	{"TESLA_CLIENT_ID_SECRET", "", "tesla-client-id", "secret holding the app's client id", secretName(func(c *Config) *string { return &c.ClientIDSecret })},
 	{"TESLA_CLIENT_SECRET_SECRET", "", "tesla-client-secret", "secret holding the app's client secret", secretName(func(c *Config) *string { return &c.ClientSecretSecret })},
 	{"LEGACY_REFRESH_TOKEN_SECRET", "", "tesla-refresh-token", "secret holding the old system's raw refresh token", secretName(func(c *Config) *string { return &c.LegacyRefreshTokenSecret })},
+	{"TESLA_PRIVATE_KEY_SECRET", "", "tesla-private-key", "secret holding the P-256 command key (PEM)", secretName(func(c *Config) *string { return &c.PrivateKeySecret })},
+	{"TESLA_DOMAIN_SECRET", "", "tesla-domain", "secret holding the app's domain (the Python system's name)", secretName(func(c *Config) *string { return &c.DomainSecret })},
 	{"TOKEN_REFRESH_BEFORE", "", "30m", "refresh when less than this is left", func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {

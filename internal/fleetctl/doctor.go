@@ -17,14 +17,22 @@ func doctorCommand() *command {
 	return &command{
 		name:    "doctor",
 		summary: "check configuration, secrets, the token and the Fleet API; say what to fix",
-		help: `Checks, one line per finding (ok, warn or FAIL, and what to fix):
-configuration; that each secret is readable (fleet-tokens, client id,
-client secret; the legacy secret is optional); whether the access token is
-valid, expiring or expired and has the scopes this project needs; and
-whether the Fleet API answers GET /api/1/users/region with the stored
-access token, and names TESLA_FLEET_API_URL as the account's region.
-It changes nothing: no refresh, no write. Exit code 1 if any check FAILs.`,
-		run: runDoctor,
+		help: `Checks, one line per finding (ok, warn or FAIL, and what to fix), from the
+app to the car: configuration; the secret files' modes (file backend: no
+group or other access); that each secret is readable (fleet-tokens, client
+id, client secret, the command key; the legacy secret is optional); whether
+the access token is valid, expiring or expired and has the scopes this
+project needs; whether the Fleet API answers GET /api/1/users/region with
+the stored token in TESLA_FLEET_API_URL's region (421 otherwise); the app's
+domain, the public key it serves against the stored key, and the partner
+registration in this region; for each car, whether it needs signed
+commands, whether our key is paired, and whether TESLA_COMMAND_MODE fits;
+the worker's /health (--worker-url); the Scheduler job (--region, gcp).
+It changes nothing: no refresh, no write. --json prints
+{"ok":…,"checks":[{"check","level","message","fix"}]}. Exit code 1 if any
+check FAILs.`,
+		flags: doctorFlags,
+		run:   runDoctor,
 	}
 }
 
@@ -60,9 +68,13 @@ func (d *doctor) add(level, check, msg, fix string) {
 	d.s.printf("%s", line)
 }
 
-func runDoctor(ctx context.Context, s *session, _ any) error {
+func runDoctor(ctx context.Context, s *session, opts any) error {
 	d := &doctor{s: s}
-	d.run(ctx)
+	o, _ := opts.(*doctorOptions)
+	if o == nil {
+		o = &doctorOptions{schedulerJob: "offpeak-scout-tick", gcloud: "gcloud"}
+	}
+	d.run(ctx, o)
 	failed := false
 	for _, f := range d.findings {
 		failed = failed || f.Level == levelFail
@@ -76,7 +88,7 @@ func runDoctor(ctx context.Context, s *session, _ any) error {
 	return nil
 }
 
-func (d *doctor) run(ctx context.Context) {
+func (d *doctor) run(ctx context.Context, o *doctorOptions) {
 	s := d.s
 	if len(s.configProblems) > 0 {
 		for _, p := range s.configProblems {
@@ -102,16 +114,24 @@ func (d *doctor) run(ctx context.Context) {
 	}
 	mcfg := s.manager(store, s.managerConfig()).Config()
 
+	d.checkFileModes(store)
 	d.checkClientSecret(ctx, store, mcfg.ClientIDSecret, true)
 	d.checkClientSecret(ctx, store, mcfg.ClientSecretSecret, false)
 	pair, ok := d.checkTokens(ctx, store, mcfg)
 	d.checkLegacy(ctx, store, mcfg, pair)
-	if !ok {
+	key := d.checkCommandKey(ctx, store)
+	if ok {
+		d.checkToken(pair, mcfg)
+		d.checkFleet(ctx, pair)
+	} else {
 		d.add(levelWarn, "fleet API", "not checked: no readable token pair", "")
-		return
 	}
-	d.checkToken(pair, mcfg)
-	d.checkFleet(ctx, pair)
+	d.checkDomain(ctx, store, key, o)
+	if ok {
+		d.checkCars(ctx, pair)
+	}
+	d.checkWorker(ctx, o)
+	d.checkScheduler(ctx, o)
 }
 
 func (d *doctor) storeFix() string {

@@ -1,34 +1,67 @@
 package fleetctl
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
+
+// onboarded is a harness after every step of the Tesla side: a key stored
+// and served at the domain, the domain registered, the car paired, a login;
+// and a worker whose /health says it can sign.
+func onboarded(t *testing.T) (*appHarness, tokens.Pair, []byte, string) {
+	t.Helper()
+	h := newAppHarness(t, fleetsim.Options{})
+	k, private := h.storeKey()
+	if err := h.sim.RegisterPartner(appDomain, k.Public); err != nil {
+		t.Fatal(err)
+	}
+	h.put("tesla-domain", appDomain)
+	if err := h.sim.PairKey(signVIN, k.Public); err != nil {
+		t.Fatal(err)
+	}
+	pair := h.seedLogin()
+	worker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"ok","tokens":{"state":"valid"},"commands":{"mode":"sign","signing":"ok"}}`)
+	}))
+	t.Cleanup(worker.Close)
+	return h, pair, private, worker.URL
+}
 
 func TestDoctorHealthy(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	pair := h.seedLogin()
-	code, out, errOut := h.run("", "doctor")
+	h, pair, private, workerURL := onboarded(t)
+	code, out, errOut := h.run("", "doctor", "--worker-url", workerURL)
 	if code != ExitOK {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	for _, want := range []string{
-		"ok    configuration:", "ok    secret tesla-client-id: readable", "ok    secret tesla-client-secret: readable",
+		"ok    configuration:", "ok    secret files: only the owner", "ok    secret tesla-client-id: readable", "ok    secret tesla-client-secret: readable",
 		"ok    secret fleet-tokens: readable (version 1, written by login)", "ok    secret tesla-refresh-token: absent (optional)",
-		"ok    access token: valid until 2026-07-21T18:00:00Z (in 8h)", "ok    fleet API: GET /api/1/users/region answered",
+		"ok    secret tesla-private-key: a P-256 key", "ok    access token: valid until 2026-07-21T18:00:00Z (in 8h)",
+		"ok    fleet API: GET /api/1/users/region answered", "ok    domain: app.example.com (from secret tesla-domain)",
+		"ok    public key: served at https://app.example.com/.well-known/appspecific/com.tesla.3p.public-key.pem and matches",
+		"ok    registration: app.example.com registered", "ok    car " + signVIN + ": needs signed commands; our key is paired",
+		"ok    car " + restVIN + ": takes plain REST commands", "ok    worker: healthy; tokens valid; commands sign, signing ok",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "FAIL") || strings.Contains(out, "warn") {
+	// Only the Scheduler check needs Google: off Google it says "not checked".
+	if strings.Contains(out, "FAIL") || strings.Count(out, "warn") != 1 || !strings.Contains(out, "warn  scheduler: not checked") {
 		t.Errorf("unexpected findings:\n%s", out)
 	}
+	noPrivateKey(t, private, out, errOut)
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
 		t.Errorf("doctor refreshed %d times; it must change nothing", n)
 	}
@@ -68,9 +101,14 @@ func TestDoctorWrongRegion(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
 		}
-		last := rep.Checks[len(rep.Checks)-1]
-		if rep.OK || last.Check != "fleet API" || last.Level != levelFail ||
-			!strings.HasPrefix(last.Fix, "set TESLA_FLEET_API_URL=https://fleet-api.prd.na.vn.cloud.tesla.com") {
+		var fleetAPI finding
+		for _, c := range rep.Checks {
+			if c.Check == "fleet API" {
+				fleetAPI = c
+			}
+		}
+		if rep.OK || fleetAPI.Level != levelFail ||
+			!strings.HasPrefix(fleetAPI.Fix, "set TESLA_FLEET_API_URL=https://fleet-api.prd.na.vn.cloud.tesla.com") {
 			t.Errorf("report = %+v", rep)
 		}
 	})
@@ -95,14 +133,16 @@ func TestDoctorFindsWhatToFix(t *testing.T) {
 	}
 
 	// An expired token is a warning, and the Fleet API is not asked with it.
-	h = newHarness(t)
-	h.seedLogin()
-	h.clock.Advance(9 * time.Hour)
-	code, out, _ = h.run("", "doctor")
+	a, _, _, workerURL := onboarded(t)
+	a.clock.Advance(9 * time.Hour)
+	a.sim.ResetCounters()
+	code, out, _ = a.run("", "doctor", "--worker-url", workerURL)
 	if code != ExitOK || !strings.Contains(out, "warn  access token: expired 1h ago") || !strings.Contains(out, "warn  fleet API: not checked: the access token has expired") {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
-	if n := h.sim.Counters(); len(n.Fleet) != 0 || n.Unauthorized != 0 {
+	h = a.harness
+	// Only the registration check's partner call (a partner token of its own).
+	if n := h.sim.Counters(); len(n.Fleet) > 1 || n.Fleet[""]["other"] > 1 || n.Unauthorized != 0 {
 		t.Errorf("fleet requests with an expired token: %+v, %d unauthorized", n.Fleet, n.Unauthorized)
 	}
 }
@@ -128,5 +168,46 @@ func TestDoctorReportsConfigurationProblems(t *testing.T) {
 	h.vars["TOKEN_REFRESH_BEFORE"] = "30m"
 	if code, out, _ := h.run("", "doctor", "--backend", "file"); strings.Contains(out, "FAIL  configuration") {
 		t.Errorf("--backend file did not override SECRETS_BACKEND: exit %d\n%s", code, out)
+	}
+}
+
+// Each link of the chain broken in turn: doctor names it and its fix.
+func TestDoctorFindsTheBrokenLink(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		break_ func(h *appHarness)
+		want   string
+	}{
+		{"secret files readable by others", func(h *appHarness) { _ = os.Chmod(h.dir, 0o755) }, "FAIL  secret files: readable by group or others"},
+		{"no key", func(h *appHarness) { _ = h.store.Destroy(context.Background(), "tesla-private-key", "1") }, "FAIL  secret tesla-private-key: no command key"},
+		{"served key is not ours", func(h *appHarness) { h.host.set(otherKeyPEM(t)) }, "FAIL  public key: https://app.example.com/"},
+		{"not registered", func(h *appHarness) { h.sim.UnregisterPartner(appDomain) }, "FAIL  registration: app.example.com is not registered"},
+		{"car not paired", func(h *appHarness) { _ = h.sim.UnpairKey(signVIN, h.sim.PairedKeys(signVIN)[0]) },
+			"FAIL  car " + signVIN + ": needs signed commands and does not have this app's key. Fix: run fleetctl pair"},
+		{"worker set not to sign", func(h *appHarness) { h.vars["TESLA_COMMAND_MODE"] = "rest" }, "FAIL  car " + signVIN + ": needs signed commands but TESLA_COMMAND_MODE=rest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h, _, _, workerURL := onboarded(t)
+			tc.break_(h)
+			code, out, _ := h.run("", "doctor", "--worker-url", workerURL)
+			if code != ExitFailure || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, want %d and %q:\n%s", code, ExitFailure, tc.want, out)
+			}
+		})
+	}
+	// A worker that cannot sign, and one that is down.
+	h, _, _, _ := onboarded(t)
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"ok","tokens":{"state":"valid"},"commands":{"mode":"sign","signing":"key_invalid"}}`)
+	}))
+	defer bad.Close()
+	if code, out, _ := h.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure || !strings.Contains(out, "FAIL  worker: healthy; tokens valid; commands sign, signing key_invalid") {
+		t.Errorf("worker with a bad key: exit %d:\n%s", code, out)
+	}
+	bad.Close()
+	if code, out, _ := h.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure || !strings.Contains(out, "FAIL  worker: unreachable") {
+		t.Errorf("worker down: exit %d:\n%s", code, out)
 	}
 }

@@ -1,5 +1,7 @@
 // Package fleetctl is the operator CLI: log in to Tesla, show the stored
-// token pair, refresh, migrate and prune it, and diagnose a deployment. It
+// token pair, refresh, migrate and prune it, make the command key, register
+// the app's domain with Tesla, pair the key with the cars, and diagnose a
+// deployment. It
 // builds the same secret store and the same tokens.Manager as the worker
 // from the same environment variables, so the CLI and the worker can never
 // disagree about the token format or the rules. Run is the whole program;
@@ -22,6 +24,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -37,7 +40,8 @@ const (
 
 const exitCodesHelp = `Exit codes:
   0  ok
-  1  failure (secret store, network, Tesla, or a doctor check failed)
+  1  failure (secret store, network, Tesla, a doctor check; keygen refusing to
+     replace a key; pair timing out with cars not paired)
   2  usage: unknown command, bad flag, invalid configuration
   3  log in again: Tesla rejects every stored refresh token (run fleetctl login)`
 
@@ -56,6 +60,17 @@ type Runner struct {
 	ManagerConfig func(*tokens.Config)
 	// OpenBrowser opens a URL for `login --open`; default xdg-open / open.
 	OpenBrowser func(url string) error
+	// Sleep waits between the polls of `pair`; default a timer that ends
+	// early with ctx. Tests advance their manual clock instead.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// DomainBaseURL maps the app's domain to the base URL its public key is
+	// fetched from (register and pair check what it serves); default
+	// https://<domain>. Tests point it at a loopback server.
+	DomainBaseURL func(domain string) string
+	// PartnerRegions are the Fleet API base URLs `register --all-regions`
+	// registers in besides TESLA_FLEET_API_URL; default NA and EU (China
+	// needs an app of its own on developer.tesla.cn).
+	PartnerRegions []string
 }
 
 // Run is fleetctl: args without the program name, env looks up environment
@@ -76,7 +91,8 @@ type command struct {
 }
 
 func commands() []*command {
-	return []*command{loginCommand(), statusCommand(), refreshCommand(), migrateCommand(), pruneCommand(), doctorCommand()}
+	return []*command{loginCommand(), statusCommand(), refreshCommand(), migrateCommand(), pruneCommand(),
+		keygenCommand(), registerCommand(), pairCommand(), doctorCommand()}
 }
 
 func findCommand(name string) *command {
@@ -238,7 +254,7 @@ func (s *session) fail(err error) int {
 
 func writeTopUsage(w io.Writer) {
 	var b strings.Builder
-	b.WriteString(`fleetctl: operator CLI for the Tesla tokens of the off-peak charging system.
+	b.WriteString(`fleetctl: operator CLI for the Tesla side of the off-peak charging system.
 It uses the worker's secret store and token manager, configured by the
 worker's environment variables; flags override them.
 
@@ -261,7 +277,7 @@ Commands:
 		}
 		fmt.Fprintf(&b, "  %-28s %-16s %s\n", s.env, fl, def)
 	}
-	b.WriteString("\nEvery command takes --json (one JSON object on stdout) and -v (log to stderr).\nToken values are never printed.\n\n")
+	b.WriteString("\nEvery command takes --json (one JSON object on stdout) and -v (log to stderr).\nToken values and the private key are never printed.\n\n")
 	b.WriteString(exitCodesHelp)
 	b.WriteString("\n")
 	_, _ = io.WriteString(w, b.String())
@@ -317,11 +333,14 @@ func (s *session) openStore(ctx context.Context) (secrets.Store, error) {
 	return st, nil
 }
 
+// httpClient serves every Tesla call (token endpoint, partner token, Fleet
+// API). It follows no redirect: Go re-sends a POST body on 307/308, and the
+// token endpoint's body holds the client secret and a refresh token.
 func (s *session) httpClient() *http.Client {
 	if s.runner.HTTPClient != nil {
-		return s.runner.HTTPClient
+		return httpclient.NoRedirects(s.runner.HTTPClient)
 	}
-	return &http.Client{Timeout: 20 * time.Second}
+	return httpclient.New(20 * time.Second)
 }
 
 func (s *session) exchanger() *tokens.Exchanger {

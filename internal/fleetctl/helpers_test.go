@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,14 +36,22 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, fleetsim.Options{})
+}
+
+// newHarnessWith is newHarness with the simulator's options (its clock is
+// always the harness's).
+func newHarnessWith(t *testing.T, opts fleetsim.Options) *harness {
+	t.Helper()
 	clk := clock.NewManual(start)
-	sim := fleetsim.New(fleetsim.Options{Clock: clk})
+	opts.Clock = clk
+	sim := fleetsim.New(opts)
 	u, err := sim.Start("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "secrets") // made by the store: 0700, as doctor wants
 	store, err := secrets.NewFile(dir, clk)
 	if err != nil {
 		t.Fatal(err)

@@ -114,6 +114,35 @@ func (s *Sim) routes() http.Handler {
 		_ = s.SetAppPublicKey(nil)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /sim/pair/{domain}", s.adminPair)
+	mux.HandleFunc("GET /sim/partner-accounts", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.PartnerAccounts())
+	})
+	mux.HandleFunc("POST /sim/partner-accounts", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			ClientID  string `json:"client_id"`
+			Domain    string `json:"domain"`
+			PublicKey string `json:"public_key"`
+		}
+		if !decodeAdmin(w, r, &in) {
+			return
+		}
+		var err error
+		if in.ClientID == "" || in.ClientID == s.opts.ClientID {
+			err = s.RegisterPartner(in.Domain, []byte(in.PublicKey))
+		} else {
+			err = s.RegisterOtherApp(in.ClientID, in.Domain, []byte(in.PublicKey))
+		}
+		if err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, s.PartnerAccounts())
+	})
+	mux.HandleFunc("DELETE /sim/partner-accounts/{domain}", func(w http.ResponseWriter, r *http.Request) {
+		s.UnregisterPartner(r.PathValue("domain"))
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("POST /sim/faults", s.adminInjectFault)
 	mux.HandleFunc("DELETE /sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		s.ClearFaults()

@@ -29,13 +29,17 @@ const (
 	// (handshakes and signed commands alike).
 	EndpointSignedCommand Endpoint = "signed_command"
 	EndpointFleetStatus   Endpoint = "fleet_status" // POST /api/1/vehicles/fleet_status
-	EndpointAllFleet      Endpoint = "*"            // every Fleet API endpoint (not token/authorize)
+	// EndpointPartnerAccounts is POST /api/1/partner_accounts and GET
+	// /api/1/partner_accounts/public_key.
+	EndpointPartnerAccounts Endpoint = "partner_accounts"
+	EndpointAllFleet        Endpoint = "*" // every Fleet API endpoint (not token/authorize)
 )
 
 func (e Endpoint) valid() bool {
 	switch e {
 	case EndpointToken, EndpointAuthorize, EndpointVehicles, EndpointVehicle, EndpointVehicleData,
-		EndpointWakeUp, EndpointCommand, EndpointRegion, EndpointSignedCommand, EndpointFleetStatus, EndpointAllFleet:
+		EndpointWakeUp, EndpointCommand, EndpointRegion, EndpointSignedCommand, EndpointFleetStatus,
+		EndpointPartnerAccounts, EndpointAllFleet:
 		return true
 	}
 	return false

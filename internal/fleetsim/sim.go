@@ -5,7 +5,11 @@
 // car's side of the Vehicle Command Protocol: like a real Model 3/Y a car
 // takes only signed commands (POST …/signed_command) from keys paired with
 // it, and answers unsigned REST commands 403; a legacy car
-// (CommandSigning "off") takes REST commands only.
+// (CommandSigning "off") takes REST commands only. The partner side is
+// there too: client-credentials partner tokens, partner_accounts
+// registration of the app's domain (the simulator fetches the domain's
+// public key), the 412 of an unregistered app, and the pairing link's
+// effect (partner.go).
 //
 // Everything runs on an injected clock, so tests move a clock.Manual to let
 // hours of token lifetime or car idling pass without sleeping. Time-driven
@@ -91,6 +95,30 @@ type Options struct {
 	// expire before the car refuses it with TIME_TO_LIVE_TOO_LONG; default
 	// DefaultMaxCommandTTL (1 h).
 	MaxCommandTTL time.Duration
+	// RequireRegistration makes every Fleet API call with a user token
+	// answer Tesla's 412 "Account <client_id> must be registered in the
+	// current region …" until the app registered a domain with POST
+	// /api/1/partner_accounts (or RegisterPartner) in this simulator, which
+	// plays one region (evcc-io/evcc issue 19886). Default false: existing
+	// setups need no registration step.
+	RequireRegistration bool
+	// DomainBaseURL maps a partner domain to the base URL its public key is
+	// fetched from (at registration and at pairing), e.g. a loopback
+	// httptest server; an empty answer, or a nil func, means
+	// https://<domain>. The path is always PublicKeyPath.
+	DomainBaseURL func(domain string) string
+	// KeyFetchTimeout bounds one public-key fetch; default 10 s.
+	KeyFetchTimeout time.Duration
+	// KeyFetchClient fetches public keys; default an http.Client{} (the
+	// timeout is KeyFetchTimeout). Redirects are never followed, whatever
+	// the client says.
+	KeyFetchClient *http.Client
+	// PartnerTokenTTL is a partner token's expires_in; default 8 h.
+	PartnerTokenTTL time.Duration
+	// PartnerAudiences are Fleet API base URLs, besides this simulator's
+	// own, that the client_credentials grant accepts as audience (other
+	// simulated regions; see AllowAudience).
+	PartnerAudiences []string
 	// Logger may be nil.
 	Logger *zap.Logger
 }
@@ -117,9 +145,13 @@ type Sim struct {
 	cars     map[string]*car
 	carOrder []string
 	appKey   []byte // Options.AppPublicKey as a 65-byte point; nil when unset
-	nextID   int64
-	steps    []scheduledStep
-	stepSeq  int
+	// partners are the partner_accounts registrations of this region, by domain.
+	partners  map[string]*partnerAccount
+	audiences []string // extra partner-token audiences (Options.PartnerAudiences, AllowAudience)
+	keyClient *http.Client
+	nextID    int64
+	steps     []scheduledStep
+	stepSeq   int
 
 	faults   faultTable
 	counters counterSet
@@ -165,6 +197,12 @@ func New(opts Options) *Sim {
 	if opts.MaxCommandTTL <= 0 {
 		opts.MaxCommandTTL = DefaultMaxCommandTTL
 	}
+	if opts.KeyFetchTimeout <= 0 {
+		opts.KeyFetchTimeout = DefaultKeyFetchTimeout
+	}
+	if opts.PartnerTokenTTL <= 0 {
+		opts.PartnerTokenTTL = DefaultPartnerTokenTTL
+	}
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
@@ -188,6 +226,12 @@ func New(opts Options) *Sim {
 		cars:   make(map[string]*car),
 		appKey: appKey,
 		nextID: 1,
+
+		partners:  make(map[string]*partnerAccount),
+		keyClient: noRedirects(opts.KeyFetchClient),
+	}
+	for _, a := range opts.PartnerAudiences {
+		s.audiences = append(s.audiences, strings.TrimRight(a, "/"))
 	}
 	s.faults.init()
 	s.counters.reset()
@@ -267,6 +311,18 @@ func (s *Sim) Tick() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advanceLocked(s.now())
+}
+
+// noRedirects is a copy of c (or a default client) that never follows a
+// redirect: Tesla and the phone take the key only from a 200.
+func noRedirects(c *http.Client) *http.Client {
+	out := &http.Client{}
+	if c != nil {
+		cp := *c
+		out = &cp
+	}
+	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return out
 }
 
 // sleepCtx waits d of real time, or less if ctx ends or the sim closes.

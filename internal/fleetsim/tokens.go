@@ -2,6 +2,8 @@ package fleetsim
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -65,6 +67,7 @@ type authCode struct {
 	redirectURI string
 	scope       string
 	expiresAt   time.Time
+	challenge   string // PKCE code_challenge (S256), "" when the authorize request sent none
 }
 
 // refreshVerdict says how a refresh token would be treated now.
@@ -289,6 +292,9 @@ func (s *Sim) token(r *http.Request) (outcome string, status int, body any) {
 	if grant == "" {
 		return bad("grant_type is required")
 	}
+	if grant == "client_credentials" {
+		return s.partnerGrant(r)
+	}
 	if grant != "refresh_token" && grant != "authorization_code" {
 		return bad("unsupported grant_type")
 	}
@@ -334,10 +340,24 @@ func (s *Sim) token(r *http.Request) (outcome string, status int, body any) {
 	case f.Get("redirect_uri") != ac.redirectURI:
 		// The code is left usable: a client that got the URI wrong may retry.
 		return OutcomeInvalidAuthCode, http.StatusBadRequest, tokenError{"invalid_auth_code", "redirect_uri does not match the authorize request"}
+	case ac.challenge != "" && !pkceMatches(f.Get("code_verifier"), ac.challenge):
+		// RFC 7636 §4.6: the code is spent either way, so a stolen code
+		// without its verifier is worth nothing.
+		delete(s.codes, code)
+		return OutcomeInvalidAuthCode, http.StatusBadRequest, tokenError{"invalid_grant", "code_verifier does not match the code_challenge"}
 	}
 	delete(s.codes, code)
 	p, idt := s.newChainLocked(base, ac.scope)
 	return OutcomeAuthCodeOK, http.StatusOK, pairResponse(p, idt)
+}
+
+// pkceMatches checks BASE64URL(SHA256(verifier)) == challenge (RFC 7636 §4.6).
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
 
 func pairResponse(p TokenPair, idt string) tokenResponse {
@@ -377,6 +397,13 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if scope == "" {
 		scope = DefaultScope
 	}
+	// PKCE (RFC 7636 §4.3): only S256; a challenge binds the code to the
+	// verifier the token request must bring.
+	challenge := q.Get("code_challenge")
+	if challenge != "" && q.Get("code_challenge_method") != "S256" {
+		writeJSON(w, http.StatusBadRequest, tokenError{"invalid_request", "code_challenge_method must be S256"})
+		return
+	}
 	code := s.opts.Region + "_" + randomHex(24)
 	s.mu.Lock()
 	now := s.now()
@@ -385,7 +412,7 @@ func (s *Sim) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 			delete(s.codes, k)
 		}
 	}
-	s.codes[code] = authCode{redirectURI: redirect, scope: scope, expiresAt: now.Add(authCodeTTL)}
+	s.codes[code] = authCode{redirectURI: redirect, scope: scope, expiresAt: now.Add(authCodeTTL), challenge: challenge}
 	s.mu.Unlock()
 
 	v := target.Query()
