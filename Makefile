@@ -40,7 +40,7 @@ bench:
 ## (disable_grpc_modules drops Cloud Storage's unused gRPC transport, ~13 MB)
 build:
 	@mkdir -p $(BIN)
-	for cmd in worker scout fleetctl fleetsim; do \
+	for cmd in worker scout pubkey fleetctl fleetsim; do \
 		CGO_ENABLED=0 $(GO) build -trimpath -tags disable_grpc_modules -ldflags '$(LDFLAGS)' -o $(BIN)/$$cmd ./cmd/$$cmd || exit 1; \
 	done
 

@@ -39,13 +39,27 @@ PRIVATE_KEY_SECRET=tesla-private-key
 PLANNER_KEY_SECRET=planner-api-key
 DOMAIN_SECRET=tesla-domain
 
+# The state bucket's object-name prefixes each service uses, and the only
+# objects its account may touch (iam.sh, IAM conditions). They are the keys
+# in the code: the scout's per-car records vehicles/VIN.json and its
+# account-wide rate-limit scout/backoff.json (internal/scout/tick.go); the
+# worker's plans/VIN.json, leases/cycle-VIN.json, sessions/VIN.json and
+# command-paths/VIN.json (internal/worker/adapters.go). No object is
+# shared; a test runs both services' code against these prefixes.
+SCOUT_STATE_PREFIXES="vehicles/ scout/"
+WORKER_STATE_PREFIXES="plans/ leases/cycle- sessions/ command-paths/"
+
 WORKER_SA="${WORKER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 SCOUT_SA="${SCOUT_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 PUBKEY_SA="${PUBKEY_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA="${SCHEDULER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 BUILDER_SA="${BUILDER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 
-# OPERATOR (optional): your Google account's email. It may then call both
-# services (GET /health; POST /run-cycle and /refresh-tokens on the worker).
+# OPERATOR (optional): your Google account's email. It gets run.invoker on
+# the worker and the scout, so it can pass Cloud Run's check (GET /health,
+# which the services answer without a token of their own). The POST
+# endpoints also check the token's audience (SERVICE_URL), which a user's
+# `gcloud auth print-identity-token` never names: for those, impersonate an
+# allowed service account (deploy/README.md, "Calling the services yourself").
 : "${OPERATOR:=}"
 WORKER_ALLOWED_INVOKERS="${SCOUT_SA}${OPERATOR:+,${OPERATOR}}"

@@ -592,8 +592,9 @@ func parseSeconds(t *testing.T, s string) int {
 	return n
 }
 
-// binding is one add-iam-policy-binding: on what, to whom, which role.
-type binding struct{ on, member, role string }
+// binding is one add-iam-policy-binding: on what, to whom, which role,
+// and under which IAM condition ("" for none).
+type binding struct{ on, member, role, cond string }
 
 func bindings(t *testing.T, s script) []binding {
 	t.Helper()
@@ -609,7 +610,7 @@ func bindings(t *testing.T, s script) []binding {
 		default:
 			t.Errorf("a binding on %q (only one secret, bucket, repository or service at a time): %q", kind, c)
 		}
-		out = append(out, binding{kind + " " + c[i+1], flag(c, "--member"), flag(c, "--role")})
+		out = append(out, binding{kind + " " + c[i+1], flag(c, "--member"), flag(c, "--role"), flag(c, "--condition")})
 	}
 	return out
 }
@@ -621,24 +622,27 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 	pubkeySA := sa("offpeak-pubkey")
 	accessor := "roles/secretmanager.secretAccessor"
 	base := []binding{
-		{"secrets fleet-tokens", scoutSA, accessor},
-		{"storage buckets gs://demo-project-offpeak-state", scoutSA, "roles/storage.objectUser"},
-		{"run services offpeak-worker", scoutSA, "roles/run.invoker"},
-		{"secrets fleet-tokens", workerSA, accessor},
-		{"secrets fleet-tokens", workerSA, "roles/secretmanager.secretVersionManager"},
-		{"secrets fleet-tokens", workerSA, "projects/demo-project/roles/offpeakTokenLease"},
-		{"secrets tesla-client-id", workerSA, accessor},
-		{"secrets tesla-client-secret", workerSA, accessor},
-		{"secrets tesla-refresh-token", workerSA, accessor},
-		{"secrets tesla-private-key", workerSA, accessor},
-		{"storage buckets gs://demo-project-offpeak-state", workerSA, "roles/storage.objectUser"},
-		{"run services offpeak-scout", schedulerSA, "roles/run.invoker"},
+		{"secrets fleet-tokens", scoutSA, accessor, ""},
+		// Only its own objects (TestStateBucketIsSplitByPrefix).
+		{"storage buckets gs://demo-project-offpeak-state", scoutSA, "roles/storage.objectUser",
+			stateCondition("offpeak-scout-state", "vehicles/", "scout/")},
+		{"run services offpeak-worker", scoutSA, "roles/run.invoker", ""},
+		{"secrets fleet-tokens", workerSA, accessor, ""},
+		{"secrets fleet-tokens", workerSA, "roles/secretmanager.secretVersionManager", ""},
+		{"secrets fleet-tokens", workerSA, "projects/demo-project/roles/offpeakTokenLease", ""},
+		{"secrets tesla-client-id", workerSA, accessor, ""},
+		{"secrets tesla-client-secret", workerSA, accessor, ""},
+		{"secrets tesla-refresh-token", workerSA, accessor, ""},
+		{"secrets tesla-private-key", workerSA, accessor, ""},
+		{"storage buckets gs://demo-project-offpeak-state", workerSA, "roles/storage.objectUser",
+			stateCondition("offpeak-worker-state", "plans/", "leases/cycle-", "sessions/", "command-paths/")},
+		{"run services offpeak-scout", schedulerSA, "roles/run.invoker", ""},
 		// Google's documented role for a user-created logs bucket, on that
 		// bucket alone (iam.sh).
-		{"storage buckets gs://demo-project-offpeak-build", builderSA, "roles/storage.admin"},
-		{"artifacts repositories offpeak", builderSA, "roles/artifactregistry.writer"},
-		{"secrets tesla-private-key", pubkeySA, accessor},
-		{"run services offpeak-pubkey", "allUsers", "roles/run.invoker"},
+		{"storage buckets gs://demo-project-offpeak-build", builderSA, "roles/storage.admin", ""},
+		{"artifacts repositories offpeak", builderSA, "roles/artifactregistry.writer", ""},
+		{"secrets tesla-private-key", pubkeySA, accessor, ""},
+		{"run services offpeak-pubkey", "allUsers", "roles/run.invoker", ""},
 	}
 	for name, tc := range map[string]struct {
 		env  map[string]string
@@ -647,15 +651,15 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 		"defaults": {nil, base},
 		"planner and operator": {map[string]string{"PLANNER_URL": "https://planner.example.com", "OPERATOR": "me@example.com"},
 			append(slices.Clone(base),
-				binding{"secrets planner-api-key", workerSA, accessor},
-				binding{"run services offpeak-worker", "user:me@example.com", "roles/run.invoker"},
-				binding{"run services offpeak-scout", "user:me@example.com", "roles/run.invoker"})},
+				binding{"secrets planner-api-key", workerSA, accessor, ""},
+				binding{"run services offpeak-worker", "user:me@example.com", "roles/run.invoker", ""},
+				binding{"run services offpeak-scout", "user:me@example.com", "roles/run.invoker", ""})},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := dryRun(t, tc.env)
 			got := bindings(t, s)
-			key := func(b binding) string { return b.on + "|" + b.member + "|" + b.role }
+			key := func(b binding) string { return b.on + "|" + b.member + "|" + b.role + "|" + b.cond }
 			sortBy := func(bs []binding) []string {
 				out := make([]string, len(bs))
 				for i, b := range bs {
@@ -778,10 +782,22 @@ func TestIAMIsIdempotent(t *testing.T) {
 // policy holds one service account, plus allUsers for the service named by
 // FAKE_OPEN (and allAuthenticatedUsers for FAKE_OPEN_AUTH); the service
 // named by FAKE_CHECK_OFF has the invoker check turned off. Services list
-// their URL when they exist.
+// their URL when they exist. The state bucket has uniform bucket-level
+// access unless FAKE_NO_UBLA=1; its policy holds the two conditional
+// bindings, plus with FAKE_LEGACY_STATE=1 the unconditional ones earlier
+// deploys made.
 const fakeGcloud = `#!/usr/bin/env bash
 { printf 'gcloud'; printf ' %q' "$@"; echo; } >> "$FAKE_LOG"
 case "$*" in
+  "storage buckets describe "*"uniform_bucket_level_access"*)
+    if [[ "${FAKE_NO_UBLA:-}" == 1 ]]; then echo False; else echo True; fi ;;
+  "storage buckets get-iam-policy "*)
+    for sa in offpeak-scout offpeak-worker; do
+      printf 'roles/storage.objectUser\tserviceAccount:%s@demo-project.iam.gserviceaccount.com\t%s-state\n' "$sa" "$sa"
+      [[ "${FAKE_LEGACY_STATE:-}" == 1 ]] && printf 'roles/storage.objectUser\tserviceAccount:%s@demo-project.iam.gserviceaccount.com\n' "$sa"
+    done
+    [[ "${FAKE_LEGACY_STATE:-}" == 1 ]] && printf 'roles/storage.objectViewer\tuser:someone@example.com\n'
+    true ;;
   "artifacts docker images describe "*) echo "sha256:$(printf '%064d' 7)" ;;
   "projects describe "*) echo 123456789012 ;;
   "run services list "*)
@@ -1053,8 +1069,10 @@ func TestDockerfiles(t *testing.T) {
 				}
 			}
 		}
-		if !regexp.MustCompile(`(?m)^FROM golang:1\.26\S* AS build$`).MatchString(build) {
-			t.Errorf("Dockerfile.%s: build stage not golang:1.26", svc)
+		// The patched toolchain, pinned to its patch version: go1.26.8 has
+		// reachable standard-library vulnerabilities fixed by 1.26.10.
+		if !regexp.MustCompile(`(?m)^FROM golang:1\.26\.10 AS build$`).MatchString(build) {
+			t.Errorf("Dockerfile.%s: build stage not golang:1.26.10 (the patched toolchain)", svc)
 		}
 	}
 }
@@ -1261,7 +1279,7 @@ func TestOnlyThePublicKeyServiceIsPublic(t *testing.T) {
 					public = append(public, b)
 				}
 			}
-			want := []binding{{"run services offpeak-pubkey", "allUsers", "roles/run.invoker"}}
+			want := []binding{{"run services offpeak-pubkey", "allUsers", "roles/run.invoker", ""}}
 			if !slices.Equal(public, want) {
 				t.Errorf("bindings for everyone: %v, want only %v", public, want)
 			}
@@ -1342,7 +1360,7 @@ func TestPrivateServicesAreCheckedAfterDeploying(t *testing.T) {
 		t.Errorf("checked after deploying: %v, want %v", checked, want)
 	}
 	// The check comes last, after the job.
-	if i, j := strings.Index(s.out, "get-iam-policy"), strings.Index(s.out, "scheduler jobs update"); i < j {
+	if i, j := strings.Index(s.out, "run services get-iam-policy"), strings.Index(s.out, "scheduler jobs update"); i < j {
 		t.Error("the privacy check runs before the deploy is done")
 	}
 

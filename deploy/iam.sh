@@ -81,17 +81,69 @@ iam_secrets() {
   fi
 }
 
+# state_condition TITLE PREFIX…: the --condition value that limits a
+# binding on the state bucket to the objects whose names start with one of
+# the prefixes. A Cloud Storage object's resource name, as IAM conditions
+# see it, is projects/_/buckets/BUCKET/objects/OBJECT
+# (cloud.google.com/iam/docs/conditions-resource-attributes#resource-name).
+# gcloud splits --condition at commas: the expression and the description
+# have none.
+state_condition() {
+  local title="$1" expr="" p
+  shift
+  for p in "$@"; do
+    expr+="${expr:+ || }resource.name.startsWith(\"projects/_/buckets/${STATE_BUCKET}/objects/${p}\")"
+  done
+  printf 'expression=%s,title=%s,description=%s' "$expr" "$title" "objects under $* only"
+}
+
 iam_buckets() {
   # State: the scout's per-car state, the worker's plan hashes and per-car
   # cycle leases (small JSON objects written with ifGenerationMatch).
   create_if_missing gcloud storage buckets describe "gs://${STATE_BUCKET}" --project "$PROJECT" \
     --then gcloud storage buckets create "gs://${STATE_BUCKET}" --project "$PROJECT" --location "$REGION" \
     --uniform-bucket-level-access --public-access-prevention
-  local sa
-  for sa in "$SCOUT_SA" "$WORKER_SA"; do
-    bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
-      --member "serviceAccount:${sa}" --role roles/storage.objectUser
-  done
+  # Each service reads and writes only its own objects, so neither can
+  # overwrite (or delete, or read) the other's records, leases or plan
+  # hashes: roles/storage.objectUser (get; create, and replace, which needs
+  # delete too, under ifGenerationMatch; delete) under an IAM condition on
+  # the object's name. The prefixes are in config.sh. Neither service lists
+  # objects: a list is checked against the bucket's name, which no condition
+  # here matches. Conditions need uniform bucket-level access on the bucket
+  # (cloud.google.com/storage/docs/access-control/iam#conditions,
+  # cloud.google.com/storage/docs/uniform-bucket-level-access): the bucket is
+  # created with it; one made otherwise (STATE_BUCKET set to an old bucket)
+  # is refused here rather than by six failed bindings.
+  local STATE_UBLA STATE_POLICY
+  inspect STATE_UBLA True gcloud storage buckets describe "gs://${STATE_BUCKET}" --project "$PROJECT" \
+    --format 'value(uniform_bucket_level_access)'
+  if [[ "${STATE_UBLA,,}" != true ]]; then
+    echo "deploy: gs://${STATE_BUCKET} does not have uniform bucket-level access, which IAM conditions need; turn it on:" >&2
+    echo "  gcloud storage buckets update gs://${STATE_BUCKET} --uniform-bucket-level-access --project ${PROJECT}" >&2
+    exit 1
+  fi
+  local prefixes
+  read -ra prefixes <<<"$SCOUT_STATE_PREFIXES"
+  bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
+    --member "serviceAccount:${SCOUT_SA}" --role roles/storage.objectUser \
+    --condition "$(state_condition offpeak-scout-state "${prefixes[@]}")"
+  read -ra prefixes <<<"$WORKER_STATE_PREFIXES"
+  bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
+    --member "serviceAccount:${WORKER_SA}" --role roles/storage.objectUser \
+    --condition "$(state_condition offpeak-worker-state "${prefixes[@]}")"
+  # Earlier deploys bound objectUser on the whole bucket, with no condition;
+  # bindings add up, so that one would still grant everything: remove any
+  # unconditional binding of the two accounts here (after the conditional
+  # ones exist, so a running service never loses its own objects).
+  local role member title
+  inspect STATE_POLICY "" gcloud storage buckets get-iam-policy "gs://${STATE_BUCKET}" --project "$PROJECT" \
+    --flatten 'bindings[].members' --format 'value(bindings.role,bindings.members,bindings.condition.title)'
+  while IFS=$'\t' read -r role member title; do
+    if [[ -z "$title" && ("$member" == "serviceAccount:${SCOUT_SA}" || "$member" == "serviceAccount:${WORKER_SA}") ]]; then
+      run gcloud storage buckets remove-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
+        --member "$member" --role "$role" --condition None
+    fi
+  done <<<"$STATE_POLICY"
   # Build: the source Cloud Build reads and the logs it writes, kept 7 days,
   # next to the builds (BUILD_REGION).
   create_if_missing gcloud storage buckets describe "gs://${BUILD_BUCKET}" --project "$PROJECT" \

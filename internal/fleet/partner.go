@@ -25,6 +25,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
 // Tesla's regional Fleet API base URLs (tesla-fleet-api.md "Regions").
@@ -93,7 +95,7 @@ type PartnerAuth struct {
 	ClientID     string
 	ClientSecret string
 	Scopes       []string     // default PartnerScopes
-	HTTPClient   *http.Client // default a client with a 20 s timeout
+	HTTPClient   *http.Client // default httpclient.New(20 s): no redirects followed
 }
 
 // PartnerToken is an issued partner token. It serves as a TokenSource, so
@@ -138,7 +140,7 @@ func (a PartnerAuth) Token(ctx context.Context, audience string) (PartnerToken, 
 	req.Header.Set("Accept", "application/json")
 	hc := a.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 20 * time.Second}
+		hc = httpclient.New(20 * time.Second)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

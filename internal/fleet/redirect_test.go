@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/httpclient/httpclienttest"
 )
 
@@ -33,5 +34,21 @@ func TestClientDoesNotFollowRedirects(t *testing.T) {
 			}
 		}
 		trap.AssertNothingLeaked(t, testToken)
+	}
+}
+
+// The partner token's default client follows no redirect either: a 307 or
+// 308 would make Go post the form, client secret included, to the Location.
+func TestPartnerTokenDoesNotFollowRedirects(t *testing.T) {
+	t.Parallel()
+	const secret = "partner-client-secret-value"
+	for _, status := range []int{302, 307, 308} {
+		trap := httpclienttest.NewTrap(t, status)
+		auth := PartnerAuth{TokenURL: trap.URL + "/oauth2/v3/token", ClientID: "client-id", ClientSecret: secret}
+		_, err := auth.Token(context.Background(), RegionEU)
+		if !errors.Is(err, httpclient.ErrRedirect) {
+			t.Errorf("%d: err = %v, want the redirect refused", status, err)
+		}
+		trap.AssertNothingLeaked(t, secret)
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/envcfg"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
 
@@ -104,11 +104,18 @@ func secretName(field func(*Config) *string) func(*Config, string) error {
 	}
 }
 
+// httpURL checks a URL by the services' rule (envcfg.CheckURL): https, or
+// http for a loopback host only, so fleetctl never sends the client secret
+// or a refresh token across a network in clear text.
 func httpURL(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%q is not an http(s) URL", v)
+		if err := envcfg.CheckURL("URL", v); err != nil {
+			// load names the variable or the flag; envcfg.CheckURL's own
+			// prefix would only repeat it.
+			if inner := errors.Unwrap(err); inner != nil {
+				return inner
+			}
+			return err
 		}
 		*field(c) = strings.TrimRight(v, "/")
 		return nil

@@ -30,7 +30,15 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{args: []string{"status", "extra"}, code: ExitUsage, stderr: `unexpected argument "extra"`, stdoutNone: true},
 		{args: []string{"refresh", "--force=maybe"}, code: ExitUsage, stderr: "invalid boolean value", stdoutNone: true},
 		{args: []string{"status", "--backend", "gcp"}, code: ExitUsage, stderr: "GOOGLE_CLOUD_PROJECT (--project): required", stdoutNone: true},
-		{args: []string{"status", "--fleet-api-url", "ftp://x"}, code: ExitUsage, stderr: "--fleet-api-url: \"ftp://x\" is not an http(s) URL", stdoutNone: true},
+		{args: []string{"status", "--fleet-api-url", "ftp://x"}, code: ExitUsage, stderr: "--fleet-api-url: \"ftp://x\" is not an absolute http(s) URL", stdoutNone: true},
+		// https everywhere but loopback (envcfg.CheckURL, as the services):
+		// the client secret and refresh tokens never travel in clear text.
+		// (The harness's own URLs are http://127.0.0.1:…, which every other
+		// case here accepts.)
+		{args: []string{"status", "--auth-url", "http://auth.example.com/oauth2/v3/token"}, code: ExitUsage,
+			stderr: "--auth-url: \"http://auth.example.com/oauth2/v3/token\" must use https", stdoutNone: true},
+		{args: []string{"status", "--fleet-api-url", "http://fleet-api.example.com"}, code: ExitUsage, stderr: "--fleet-api-url: \"http://fleet-api.example.com\" must use https", stdoutNone: true},
+		{args: []string{"status", "--authorize-url", "https://user:pw@auth.example.com/authorize"}, code: ExitUsage, stderr: "--authorize-url: \"https://auth.example.com/authorize\" carries credentials in the URL", stdoutNone: true},
 	} {
 		code, out, errOut := h.run("", tc.args...)
 		if code != tc.code || !strings.Contains(out, tc.stdout) || !strings.Contains(errOut, tc.stderr) || (tc.stdoutNone && out != "") {
@@ -44,6 +52,14 @@ func TestUsageAndExitCodes(t *testing.T) {
 			t.Errorf("%s --help: exit %d\nstdout:\n%s\nstderr:\n%s", c.name, code, out, errOut)
 		}
 	}
+	// The same rule for the variables, named as such.
+	fleetURL := h.vars["TESLA_FLEET_API_URL"]
+	h.vars["TESLA_FLEET_API_URL"] = "http://fleet-api.example.com/"
+	if code, out, errOut := h.run("", "status"); code != ExitUsage || out != "" ||
+		!strings.Contains(errOut, `TESLA_FLEET_API_URL (--fleet-api-url): "http://fleet-api.example.com/" must use https`) {
+		t.Errorf("TESLA_FLEET_API_URL over http: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	h.vars["TESLA_FLEET_API_URL"] = fleetURL
 	// With --json, a usage error from the configuration is one JSON object too.
 	code, out, _ := h.run("", "status", "--json", "--backend", "s3")
 	var res struct {
