@@ -189,19 +189,38 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 		d.add(levelWarn, "worker", "not checked", "give --worker-url (or WORKER_URL)")
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(cctx, http.MethodGet, u+"/health", nil)
-	if err != nil {
-		d.add(levelFail, "worker", err.Error(), "check --worker-url")
-		return
+	get := func(bearer string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(cctx, http.MethodGet, u+"/health", nil)
+		if err != nil {
+			return nil, err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return d.s.httpClient().Do(req)
 	}
-	resp, err := d.s.httpClient().Do(req)
+	resp, err := get("")
+	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		// On Cloud Run the service is private: its invoker check wants a
+		// Google ID token of an account with run.invoker, and the worker's
+		// /health asks nothing more (README, Operations).
+		if tok, terr := exec.CommandContext(cctx, o.gcloud, "auth", "print-identity-token").Output(); terr == nil && len(strings.TrimSpace(string(tok))) > 0 {
+			resp.Body.Close()
+			resp, err = get(strings.TrimSpace(string(tok)))
+		}
+	}
 	if err != nil {
 		d.add(levelFail, "worker", "unreachable: "+err.Error(), "check --worker-url and that the service is deployed")
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		d.add(levelFail, "worker", fmt.Sprintf("/health answered %d: Cloud Run refused the caller", resp.StatusCode),
+			"log in with gcloud as an account with roles/run.invoker on the worker (deploy's OPERATOR)")
+		return
+	}
 	var h struct {
 		Status string `json:"status"`
 		Tokens struct {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +210,25 @@ func TestDoctorFindsTheBrokenLink(t *testing.T) {
 	bad.Close()
 	if code, out, _ := h.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure || !strings.Contains(out, "FAIL  worker: unreachable") {
 		t.Errorf("worker down: exit %d:\n%s", code, out)
+	}
+
+	// A private worker (Cloud Run's invoker check): doctor asks gcloud for
+	// an identity token and never prints it.
+	const idToken = "eyJ.fake-identity-token.sig"
+	private := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+idToken {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"ok","tokens":{"state":"valid"},"commands":{"mode":"sign","signing":"ok"}}`)
+	}))
+	defer private.Close()
+	gcloud := filepath.Join(t.TempDir(), "gcloud")
+	if err := os.WriteFile(gcloud, []byte("#!/bin/sh\necho "+idToken+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := h.run("", "doctor", "--worker-url", private.URL, "--gcloud", gcloud)
+	if !strings.Contains(out, "ok    worker: healthy") || strings.Contains(out+errOut, idToken) {
+		t.Errorf("private worker: exit %d:\n%s", code, out)
 	}
 }
