@@ -34,11 +34,11 @@ type dayCounts struct {
 // system and through a replay of the Python system's call pattern against
 // the same simulator, and prices both.
 func benchDay(ctx context.Context, b *bench) error {
-	ours, err := ourDay(ctx, filepath.Join(b.dir, "day"))
+	ours, standing, err := ourDay(ctx, filepath.Join(b.dir, "day"))
 	if err != nil {
 		return fmt.Errorf("our day: %w", err)
 	}
-	py, err := pythonDay(ctx, ours.commands)
+	py, err := pythonDay(ctx, ours.commands, standing)
 	if err != nil {
 		return fmt.Errorf("python day: %w", err)
 	}
@@ -72,29 +72,30 @@ func monthlyCost(d dayCounts) float64 {
 
 // ourDay is devstack's scripted workday with Cloud Run's min-instances 0
 // in mind: every tick reaches a cold scout instance (built afresh, nothing
-// cached), calling the worker over HTTP.
-func ourDay(ctx context.Context, dir string) (dayCounts, error) {
+// cached), calling the worker over HTTP. It also returns the schedules left
+// on the car at the end (the standing ones).
+func ourDay(ctx context.Context, dir string) (dayCounts, []fleetsim.ChargeSchedule, error) {
 	st, mem, err := startStack(ctx, dir)
 	if err != nil {
-		return dayCounts{}, err
+		return dayCounts{}, nil, err
 	}
 	defer st.Close()
 	start := st.Clock.Now()
 	st.Sim.RunScript(start, devstack.WorkdaySteps(devstack.VIN))
 	_, firstVersion, err := st.StoredPair(ctx)
 	if err != nil {
-		return dayCounts{}, err
+		return dayCounts{}, nil, err
 	}
 	fleetBefore, accBefore := st.Sim.Counters(), accesses(mem)
 	for i := 0; i < dayTicks; i++ {
 		app, err := scout.Build(ctx, st.Scout.Config, scout.Options{Clock: st.Clock, Secrets: st.Secrets, Version: "bench"})
 		if err != nil {
-			return dayCounts{}, err
+			return dayCounts{}, nil, err
 		}
 		_, terr := app.Scout.Tick(ctx)
 		_ = app.Close()
 		if terr != nil {
-			return dayCounts{}, fmt.Errorf("tick %d: %w", i, terr)
+			return dayCounts{}, nil, fmt.Errorf("tick %d: %w", i, terr)
 		}
 		st.Clock.Advance(15 * time.Minute)
 		st.Sim.Tick()
@@ -102,7 +103,7 @@ func ourDay(ctx context.Context, dir string) (dayCounts, error) {
 	after := st.Sim.Counters()
 	_, lastVersion, err := st.StoredPair(ctx)
 	if err != nil {
-		return dayCounts{}, err
+		return dayCounts{}, nil, err
 	}
 	return dayCounts{
 		fleetRequests: fleetTotal(after) - fleetTotal(fleetBefore),
@@ -112,7 +113,7 @@ func ourDay(ctx context.Context, dir string) (dayCounts, error) {
 		accesses:      accesses(mem) - accBefore,
 		versionsAdded: atoi(lastVersion) - atoi(firstVersion),
 		activeAtEnd:   activeVersions(mem, "fleet-tokens", "tesla-client-id", "tesla-client-secret", "tesla-refresh-token"),
-	}, nil
+	}, st.Sim.Schedules(devstack.VIN), nil
 }
 
 func activeVersions(m *secrets.Memory, names ...string) int {
@@ -139,8 +140,11 @@ func (s staticToken) AccessToken(context.Context) (string, error) { return *s.to
 // pythonDay replays the Python system's call pattern (python-system.md)
 // for the same scripted day against a fresh simulator with the same car.
 // commands are the charge-schedule commands our cycles sent: both systems
-// reconcile by content, so the Python cycles are charged the same.
-func pythonDay(ctx context.Context, commands int) (dayCounts, error) {
+// reconcile by content, so the Python cycles are charged the same. The
+// replayed car carries standing, the schedules ours had at the end of the
+// day, so it charges in the same hours and is awake in the same ticks (it
+// charges by itself: with none it would charge at the evening's plug-in).
+func pythonDay(ctx context.Context, commands int, standing []fleetsim.ChargeSchedule) (dayCounts, error) {
 	clk := clock.NewManual(devstack.StoryStart)
 	sim := fleetsim.New(fleetsim.Options{Clock: clk})
 	simURL, err := sim.Start("127.0.0.1:0")
@@ -150,6 +154,11 @@ func pythonDay(ctx context.Context, commands int) (dayCounts, error) {
 	defer sim.Close()
 	sim.AddCar(fleetsim.CarState{VIN: devstack.VIN, State: fleetsim.StateOnline, Latitude: devstack.Home.Lat, Longitude: devstack.Home.Lon,
 		BatteryLevel: 64, ChargingState: fleetsim.ChargingDisconnected, ConnChargeCable: fleetsim.CableUnplugged, ChargeLimitSOC: 80})
+	for _, s := range standing {
+		if err := sim.AddSchedule(devstack.VIN, s); err != nil {
+			return dayCounts{}, err
+		}
+	}
 	sim.RunScript(clk.Now(), devstack.WorkdaySteps(devstack.VIN))
 
 	mem := secrets.NewMemory(clk)

@@ -20,7 +20,7 @@ type figure struct {
 
 func (f figure) formatted() string {
 	switch {
-	case f.unit == "USD":
+	case f.unit == "USD" || f.unit == "PLN":
 		return strconv.FormatFloat(f.value, 'f', 2, 64)
 	case f.value == float64(int64(f.value)):
 		return strconv.FormatInt(int64(f.value), 10)

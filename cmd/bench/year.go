@@ -10,7 +10,8 @@ import (
 )
 
 // yearCounters are the fields of the simulated year's report (see
-// internal/faults.YearReport) that the bench prints.
+// internal/faults.YearReport) that the bench prints: the token chain's and
+// the arrivals' counters, and what the charging was worth.
 type yearCounters struct {
 	Seed           uint64 `json:"seed"`
 	Relogins       int    `json:"relogins"`
@@ -20,6 +21,21 @@ type yearCounters struct {
 	Arrivals       int    `json:"arrivals"`
 	MissedArrivals int    `json:"missed_arrivals"`
 	ScoutWakes     int    `json:"scout_wakes"`
+
+	EnergyKWh                    float64 `json:"energy_kwh"`
+	EnergyOffpeakPercent         float64 `json:"energy_offpeak_percent"`
+	EnergyCost                   float64 `json:"energy_cost"`
+	DrivenKm                     float64 `json:"driven_km"`
+	NightsChecked                int     `json:"nights_checked"`
+	NightsTargetMissed           int     `json:"nights_target_missed"`
+	NightsUnreachable            int     `json:"nights_unreachable"`
+	PricePeak                    float64 `json:"price_peak"`
+	PriceOffpeak                 float64 `json:"price_offpeak"`
+	PriceGapPercent              float64 `json:"price_gap_percent"`
+	BaselinePluginEnergyKWh      float64 `json:"baseline_plugin_energy_kwh"`
+	BaselinePluginOffpeakPercent float64 `json:"baseline_plugin_energy_offpeak_percent"`
+	BaselinePluginEnergyCost     float64 `json:"baseline_plugin_energy_cost"`
+	SavingVsPluginPercent        float64 `json:"saving_vs_plugin_percent"`
 }
 
 // benchYear runs the simulated year of internal/faults (a test, so the
@@ -47,6 +63,18 @@ func benchYear(ctx context.Context, b *bench) error {
 	b.add("year_missed_arrivals", float64(y.MissedArrivals), "arrivals",
 		fmt.Sprintf("of %d arrivals home, those without a charging cycle within two ticks of everything being reachable again", y.Arrivals))
 	b.add("year_scout_wakes", float64(y.ScoutWakes), "wakes", "cars woken by the scout over the year")
+	b.add("year_energy_kwh", y.EnergyKWh, "kWh",
+		fmt.Sprintf("energy the simulated car drew from its charger over that year, charging by itself by the schedules the worker set (%.0f km driven at 16 kWh/100 km; 75 kWh battery, 11 kW, 90 %% efficiency)", y.DrivenKm))
+	b.add("year_energy_offpeak_percent", y.EnergyOffpeakPercent, "%",
+		"share of it drawn in cheap hours (`TARIFF_WINDOWS` and the weekend windows, each clock hour classified by the worker's tariff): G12, 22:00–06:00 and 13:00–15:00")
+	b.add("year_nights_target_missed", float64(y.NightsTargetMissed), "mornings",
+		fmt.Sprintf("of %d mornings plugged in at home at `READY_BY`, those below the target although the cheap hours since the plug-in could have reached it (%d could not)", y.NightsChecked, y.NightsUnreachable))
+	b.add("year_energy_cost", y.EnergyCost, "PLN",
+		fmt.Sprintf("that energy at `TARIFF_PRICE_OFFPEAK` %.2f and `TARIFF_PRICE_PEAK` %.2f per kWh (G12 2026, gross)", y.PriceOffpeak, y.PricePeak))
+	b.add("baseline_plugin_energy_cost", y.BaselinePluginEnergyCost, "PLN",
+		fmt.Sprintf("the same script with no controller, the car charging as soon as it is plugged in, as it does by itself: %.1f kWh, %.1f %% of it off-peak", y.BaselinePluginEnergyKWh, y.BaselinePluginOffpeakPercent))
+	b.add("year_saving_vs_plugin_percent", y.SavingVsPluginPercent, "%",
+		fmt.Sprintf("saving per kWh against that baseline; the price gap, the most moving the charge can save, is %.1f %%", y.PriceGapPercent))
 	if testErr != nil {
 		return fmt.Errorf("the simulated year failed its assertions: %v\n%s", testErr, out)
 	}

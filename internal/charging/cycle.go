@@ -97,6 +97,11 @@ type CycleConfig struct {
 	CommandSpacing time.Duration
 	WakeTimeout    time.Duration
 	LeaseTTL       time.Duration
+	// Standing, when set, keeps its cheap hours on the car as recurring
+	// schedules at home beside the plan's (standing.go): a plug-in before
+	// the next cycle waits for cheap hours instead of charging at once.
+	// Nil: the plan's one-time schedules only.
+	Standing *Tariff
 }
 
 // Result is what one cycle did.
@@ -196,7 +201,8 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	}
 	res.AtHome = true
 
-	plan, err := c.planner.Plan(ctx, c.planInput(snap))
+	in := c.planInput(snap)
+	plan, err := c.planner.Plan(ctx, in)
 	if err != nil {
 		return res, fmt.Errorf("plan: %w", err)
 	}
@@ -204,8 +210,14 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	res.PlannerUsed, res.FallbackReason = plan.Source, plan.FallbackReason
 
 	desired := ToSchedules(plan.Windows, c.cfg.Location, c.cfg.Home)
-	res.PlanHash = PlanHash(desired)
-	add, remove, err := Reconcile(snap.Schedules, desired, c.cfg.Home, snap.MaxSchedules)
+	withStanding := append(desired[:len(desired):len(desired)], c.standing(snap, in.Now, plan.Deadline)...)
+	add, remove, err := Reconcile(snap.Schedules, withStanding, c.cfg.Home, snap.MaxSchedules)
+	if errors.Is(err, ErrTooManySchedules) && len(withStanding) > len(desired) {
+		// No room for both: the plan matters more than the guard.
+		withStanding = desired
+		add, remove, err = Reconcile(snap.Schedules, desired, c.cfg.Home, snap.MaxSchedules)
+	}
+	res.PlanHash = PlanHash(withStanding)
 	if err != nil {
 		return res, err
 	}
@@ -224,6 +236,25 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 		return res, fmt.Errorf("%w: save plan hash: %w", ErrPlanStore, err)
 	}
 	return res, nil
+}
+
+// standing is the standing schedules this cycle wants (standing.go): all
+// of them, but for a plugged-in car whose plan aims below its charge limit
+// the occurrences up to the plan's deadline are left out, so the plan alone
+// decides tonight.
+func (c *Cycle) standing(snap Snapshot, now, deadline time.Time) []Schedule {
+	if c.cfg.Standing == nil {
+		return nil
+	}
+	list := Standing(c.cfg.Standing, c.cfg.Home)
+	limit := snap.ChargeLimitSOC
+	if limit <= 0 {
+		limit = 100
+	}
+	if snap.Plugged && c.cfg.Charge.TargetPercent < limit {
+		list = WithoutOccurrences(list, now, deadline, c.cfg.Location)
+	}
+	return list
 }
 
 func (c *Cycle) planInput(snap Snapshot) PlanInput {

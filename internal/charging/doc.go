@@ -12,6 +12,8 @@
 //     daily quota and its answer clipped to cheap time), FallbackPlanner.
 //   - ToSchedules: plan windows → Tesla charge schedules (wall-clock minutes,
 //     one_time, only the day the window starts, our own ids).
+//   - Standing: the tariff's cheap hours as recurring schedules at home,
+//     kept beside the plan's so a plug-in before the next cycle waits.
 //   - Reconcile: what to add and remove, by content.
 //   - Cycle: one read, plan, reconcile, spaced commands, at most one wake,
 //     the plan hash stored after every command succeeded, one cycle per car.
@@ -39,4 +41,12 @@
 //     tariff edge, the needed time is rounded up to a minute.
 //   - The plan aims at min(CHARGE_TARGET_PERCENT, the car's charge limit):
 //     the car stops at its limit anyway.
+//   - Standing schedules (standing.go): the tariff's cheap hours stay on the
+//     car as recurring schedules at home beside the plan's one-time ones,
+//     because a Tesla plugged in where no schedule applies charges at once
+//     and one-time schedules are gone after they ran. With a target below
+//     the car's limit, a plugged-in car's standing windows before READY_BY
+//     are left out so the plan alone decides the night. Their ids sit in the
+//     id block of 2020-01-01, stable for given hours, so a change of days
+//     modifies a schedule in place (Reconcile sends one add, no removal).
 package charging

@@ -22,7 +22,10 @@ var ErrTooManySchedules = errors.New("charge schedules would exceed the car's ma
 //     (adding a twin would only use up a slot); so if a car ever did not keep
 //     our ids, its schedules would look foreign and still match by content.
 //   - Ours at home that match nothing desired are removed (stale), as are
-//     duplicates of ours.
+//     duplicates of ours — except one whose id a desired schedule carries:
+//     adding with an existing id modifies that schedule (reference/
+//     charging.md), so it is changed in place by the add (a standing
+//     schedule whose days change), one command instead of two.
 //   - Foreign schedules (ids outside our range) and any not at home are left
 //     alone.
 //   - max > 0 is the car's limit: the count after removals and additions must
@@ -44,6 +47,7 @@ func Reconcile(existing, desired []Schedule, home LatLon, max int) (add []Schedu
 	byID := append([]Schedule(nil), existing...)
 	sort.SliceStable(byID, func(i, j int) bool { return byID[i].ID < byID[j].ID })
 	var foreignAtHome []Schedule
+	var changed []int64 // ours at home that a desired schedule's id will modify
 	for _, s := range byID {
 		if !samePlace(s.Lat, s.Lon, home.Lat, home.Lon) {
 			continue // not at home: not ours to judge
@@ -53,19 +57,30 @@ func Reconcile(existing, desired []Schedule, home LatLon, max int) (add []Schedu
 			continue
 		}
 		if !match(s, true) {
-			remove = append(remove, s.ID)
+			changed = append(changed, s.ID)
 		}
 	}
 	for _, s := range foreignAtHome {
 		match(s, false)
 	}
+	modifies := map[int64]bool{}
 	for i, d := range desired {
 		if !matched[i] {
 			add = append(add, d)
+			modifies[d.ID] = true
 		}
 	}
+	modified := 0
+	for _, id := range changed {
+		if modifies[id] {
+			modifies[id] = false // one existing schedule per id is modified; any twin goes
+			modified++
+			continue
+		}
+		remove = append(remove, id)
+	}
 	if max > 0 {
-		if after := len(existing) - len(remove) + len(add); after > max {
+		if after := len(existing) - len(remove) + len(add) - modified; after > max {
 			return nil, nil, fmt.Errorf("%w: %d existing, %d stale to remove, %d to add, car allows %d",
 				ErrTooManySchedules, len(existing), len(remove), len(add), max)
 		}

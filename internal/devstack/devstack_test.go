@@ -3,6 +3,7 @@ package devstack
 import (
 	"bytes"
 	"context"
+	"math"
 	"strings"
 	"testing"
 
@@ -28,7 +29,10 @@ func TestScriptedDay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{scout.ReasonFirstSeen: 1, scout.ReasonUnpluggedAtHome: 1, scout.ReasonArrivedHomeReady: 1}
+	// The first sight at 06:00 must put the standing schedules on the car
+	// and is refused for the unpaired key; the owner pairs it, the car
+	// falls asleep before the retry, and the unplug at 07:25 runs the cycle.
+	want := map[string]int{scout.ReasonFirstSeen: 0, scout.ReasonUnpluggedAtHome: 1, scout.ReasonArrivedHomeReady: 1}
 	for reason, n := range want {
 		if sum.Triggers[reason] != n {
 			t.Errorf("triggers %s = %d, want %d (all: %v)", reason, sum.Triggers[reason], n, sum.Triggers)
@@ -49,14 +53,26 @@ func TestScriptedDay(t *testing.T) {
 		t.Errorf("billed data requests = %d", sum.DataRequests)
 	}
 	if sum.SchedulesAtEnd == 0 {
-		t.Error("the evening plug-in should have left charge schedules on the car")
+		t.Error("the standing charge schedules should stay on the car")
+	}
+	// The car charged by itself, in the cheap window only: 41 → 80 % is
+	// 29.25 kWh into the battery, 32.5 kWh from the wall, from 22:00.
+	e, _ := st.Sim.Energy(VIN)
+	if c, _ := st.Sim.Car(VIN); c.BatteryLevel != 80 || math.Abs(e.GridKWh-32.5) > 1e-6 {
+		t.Errorf("after the night: %d %%, %.3f kWh drawn; want 80 %%, 32.5 kWh", c.BatteryLevel, e.GridKWh)
+	}
+	for hour, kwh := range e.ByHourOfDay {
+		if kwh > 0 && hour >= 6 && hour < 22 {
+			t.Errorf("%.2f kWh drawn at %02d:00, outside the cheap night", kwh, hour)
+		}
 	}
 	p, _, err := st.StoredPair(ctx)
 	if err != nil || !st.Sim.RefreshTokenAccepted(p.RefreshToken) {
 		t.Errorf("token chain not valid at the end of the day: %v", err)
 	}
-	// Signed: the evening's cycle is refused once for the unpaired key, the
-	// owner pairs it, the scout's retry puts the schedules on the car.
+	// Signed: the first cycle that must change the car is refused once for
+	// the unpaired key, the owner pairs it, a later cycle puts the
+	// schedules on the car.
 	if sum.KeyRefusals != 1 || sum.SignedCommands == 0 || sum.Handshakes != 1 {
 		t.Errorf("key refusals %d, signed commands %d, handshakes %d; want 1, >0, 1", sum.KeyRefusals, sum.SignedCommands, sum.Handshakes)
 	}

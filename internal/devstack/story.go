@@ -22,7 +22,10 @@ var StoryStart = time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)
 // WorkdaySteps is a realistic weekday for one car, starting at 06:00 local:
 // plugged in at home in the morning, unplugged, a drive to work, a day
 // asleep in the car park, the drive home, plugged in, asleep, charging in the
-// night's cheap window.
+// night's cheap window. The script only moves the car, sets its battery
+// after each drive and plugs it in: the simulated car charges by itself,
+// by the charge schedules the worker put on it (fleetsim), from 22:00 until
+// it reaches its limit.
 func WorkdaySteps(vin string) []fleetsim.TripStep {
 	h := func(hh, mm int) time.Duration { return time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute }
 	return []fleetsim.TripStep{
@@ -42,17 +45,13 @@ func WorkdaySteps(vin string) []fleetsim.TripStep {
 		{At: h(10, 40), VIN: vin, Note: "16:40 the owner drives home", Apply: func(c *fleetsim.CarState) {
 			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, 52.2000, 20.9950, 70
 		}},
-		{At: h(11, 10), VIN: vin, Note: "17:10 the car arrives home (not plugged in yet)", Apply: func(c *fleetsim.CarState) {
+		{At: h(11, 10), VIN: vin, Note: "17:10 the car arrives home at 41 % after the day's errands (not plugged in yet)", Apply: func(c *fleetsim.CarState) {
 			c.State, c.Latitude, c.Longitude, c.BatteryLevel = fleetsim.StateOnline, Home.Lat, Home.Lon, 41
 		}},
-		{At: h(11, 20), VIN: vin, Note: "17:20 the owner plugs the car in", Apply: func(c *fleetsim.CarState) {
-			c.State, c.ConnChargeCable, c.ChargingState = fleetsim.StateOnline, fleetsim.CableIEC, fleetsim.ChargingStopped
-		}},
-		{At: h(16, 0), VIN: vin, Note: "22:00 the car's schedule starts charging in the cheap window", Apply: func(c *fleetsim.CarState) {
-			c.State, c.ChargingState = fleetsim.StateOnline, fleetsim.ChargingCharging
-		}},
-		{At: h(19, 30), VIN: vin, Note: "01:30 charging complete", Apply: func(c *fleetsim.CarState) {
-			c.ChargingState, c.BatteryLevel = fleetsim.ChargingComplete, 80
+		// Only the cable: the car decides. Its standing schedules (the
+		// tariff's cheap hours) apply at home, so it waits for 22:00.
+		{At: h(11, 20), VIN: vin, Note: "17:20 the owner plugs the car in; it waits for its charge schedule", Apply: func(c *fleetsim.CarState) {
+			c.State, c.ConnChargeCable = fleetsim.StateOnline, fleetsim.CableIEC
 		}},
 	}
 }

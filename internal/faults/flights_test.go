@@ -78,3 +78,74 @@ func TestAnUnstoredPairIsNotStoredAfterAnotherInstanceSpentTheToken(t *testing.T
 		t.Error(msg)
 	}
 }
+
+// Issue 14 (1): instance A spends R1 and stalls (Tesla's answer is slow to
+// reach it; on Cloud Run a throttled CPU does the same) for longer than its
+// lease. B takes the lease, spends R1 again inside the grace and stores v2.
+// When A's answer finally arrives A must not store it — Tesla cycled it out
+// with B's exchange — so the store keeps B's pair and nobody logs in again.
+func TestAStalledFlightDoesNotStoreAfterLosingTheLease(t *testing.T) {
+	t.Parallel()
+	r, a := expiredRig(t, rigOptions{upstreamTimeout: 5 * time.Second})
+	b := r.startWorker()
+	r.sim.InjectFault(fleetsim.EndpointToken, fleetsim.Fault{HoldAfterCommit: 500 * time.Millisecond}) // A's exchange only
+	done := make(chan answer, 1)
+	go func() { done <- r.refresh(a, false) }()
+	waitExchanges(t, r, 1)                                                          // Tesla rotated for A; A waits for the answer
+	r.advance(2*a.app.Tokens.Config().LeaseTTL + time.Minute)                       // A's lease runs out meanwhile
+	if ans := r.refresh(b, false); ans.status != 200 || ans.action != "refreshed" { // B spends R1 again inside the grace
+		t.Fatalf("B's refresh while A stalls: %d %s", ans.status, ans.body)
+	}
+	if ans := <-done; ans.status == 200 {
+		t.Errorf("A reported success after losing its lease: %s", ans.body)
+	}
+	if c := r.sim.Counters().TokenExchanges; c[fleetsim.OutcomeRefreshOK] != 1 || c[fleetsim.OutcomeGraceReuse] != 1 {
+		t.Fatalf("exchanges %v; want A's rotation and B's grace reuse", c)
+	}
+	if msg := r.lostRotation(true); msg != "" {
+		t.Fatal(msg)
+	}
+	if got := r.versionCount(); got != 2 {
+		t.Errorf("fleet-tokens versions = %d, want 2 (the seed and B's)", got)
+	}
+}
+
+// Issue 14 (3): Secret Manager's latest lags (minutes, possibly hours). The
+// instance that just stored v2 and another one taking the lease after it
+// must not step back to v1 and spend its refresh token again; the scout,
+// asking the worker to refresh, reads the version the answer names.
+func TestLaggingLatestIsNeverSteppedBack(t *testing.T) {
+	t.Parallel()
+	r, a := expiredRig(t, rigOptions{})
+	r.mem.SetLag(10 * time.Minute)
+	if ans := r.refresh(a, false); ans.status != 200 || ans.action != "refreshed" {
+		t.Fatalf("refresh: %d %s", ans.status, ans.body)
+	}
+	if v, _ := r.mem.Latest(r.ctx, "fleet-tokens"); v.ID != "1" {
+		t.Fatalf("latest = %s: the store does not lag, the test proves nothing", v.ID)
+	}
+	b := r.startWorker()
+	for _, in := range []*instance{a, b, a} {
+		if ans := r.refresh(in, true); ans.status != 200 || ans.action != "refreshed" {
+			t.Fatalf("%s's forced refresh: %d %s", in.name, ans.status, ans.body)
+		}
+	}
+	if c := r.sim.Counters().TokenExchanges; c[fleetsim.OutcomeGraceReuse] != 0 || c[fleetsim.OutcomeRefreshOK] != 4 {
+		t.Errorf("exchanges %v: a refresh token was spent again", c)
+	}
+	// The scout's cold read sees the seed (expired by now) through latest;
+	// it asks the worker, whose answer names the newest version.
+	r.advance(8 * time.Hour)
+	r.mem.SetLag(24 * time.Hour)
+	r.restartScout()
+	if _, err := r.tick(); err != nil {
+		t.Fatalf("tick after the worker's refresh: %v", err)
+	}
+	if c := r.sim.Counters().TokenExchanges; c[fleetsim.OutcomeGraceReuse] != 0 {
+		t.Errorf("exchanges %v: a refresh token was spent again", c)
+	}
+	r.mem.SetLag(0)
+	if msg := r.lostRotation(true); msg != "" {
+		t.Error(msg)
+	}
+}

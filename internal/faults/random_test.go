@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 )
@@ -27,22 +28,26 @@ func randomSeed(t *testing.T, def uint64) uint64 {
 }
 
 // 100 rounds, each with a few faults drawn from everything the suite knows
-// — Tesla's token endpoint, Secret Manager, the Fleet API, the worker
-// unreachable, restarted, killed mid-refresh or deployed next to another
-// instance, a cold scout — while the car comes and goes and time jumps
-// across token expiries; the scout ticks and, now and then, someone calls
-// /refresh-tokens at the same time. After every round: no rotated refresh
-// token lost (rig.lostRotation), no wake without a charging cycle, at most
-// one data call per tick outside a cycle (two after an injected 401). At
-// the end, with the faults gone, one refresh puts Tesla's newest token in
-// the store and a tick sees the car.
+// — Tesla's token endpoint, Secret Manager (outages, writes that fail after
+// they committed, latest and the listing lagging behind), the Fleet API,
+// the worker unreachable, restarted, killed mid-refresh, deployed next to
+// another instance or started with its clock off, a flight stalled past its
+// lease while another instance refreshes, a cold scout — while the car comes
+// and goes and time jumps across token expiries; the scout ticks and, now
+// and then, someone calls /refresh-tokens at the same time. After every
+// round: no rotated refresh token lost (rig.lostRotation), so no re-login
+// ever needed, no wake without a charging cycle, at most one data call per
+// tick outside a cycle (two after an injected 401). At the end, with the
+// faults gone, one refresh puts Tesla's newest token in the store and a
+// tick sees the car.
 func TestRandomFaults(t *testing.T) {
 	t.Parallel()
 	seed := randomSeed(t, 20261201)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	r := newRig(t, rigOptions{upstreamTimeout: 300 * time.Millisecond})
+	r := newRig(t, rigOptions{upstreamTimeout: 300 * time.Millisecond, clientLeases: true})
 	r.seed()
 	var history []string
+	stalls := 0
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d (replay with FAULTS_SEED=%d); rounds:\n%s", seed, seed, strings.Join(history, "\n"))
@@ -53,6 +58,9 @@ func TestRandomFaults(t *testing.T) {
 		cycles, _ := r.gate.Calls("/run-cycle")
 		wakes, data := r.wakes(), r.data()
 		plan := r.randomRound(rng)
+		if plan.stall != nil && r.stallRound(plan) {
+			stalls++
+		}
 		r.gate.down.Store(plan.workerDown)
 		var wg sync.WaitGroup
 		if plan.sideRefresh != nil {
@@ -70,6 +78,8 @@ func TestRandomFaults(t *testing.T) {
 		r.gate.down.Store(false)
 		r.sim.ClearFaults()
 		r.mem.FailNext(secrets.OpAdd, nil, 0)
+		r.mem.FailNextAfterCommit(secrets.OpAdd, nil, 0)
+		r.mem.SetLag(0) // the checks read the store as it is
 		r.reapDead()
 
 		if msg := r.lostRotation(false); msg != "" {
@@ -110,9 +120,57 @@ func TestRandomFaults(t *testing.T) {
 		t.Errorf("wakes = %d: no cycle in this run had a reason to wake the car", r.wakes())
 	}
 	c := r.sim.Counters().TokenExchanges
-	t.Logf("seed %d: %d refreshes, %d grace reuses, %d token faults, %d login_required; fleet-tokens versions %d; instances started %d",
-		seed, c[fleetsim.OutcomeRefreshOK], c[fleetsim.OutcomeGraceReuse], c[fleetsim.OutcomeFault], c[fleetsim.OutcomeLoginRequired], r.versionCount(), r.nextID)
+	t.Logf("seed %d: %d refreshes, %d grace reuses, %d token faults, %d login_required; fleet-tokens versions %d; instances started %d; %d lease stalls",
+		seed, c[fleetsim.OutcomeRefreshOK], c[fleetsim.OutcomeGraceReuse], c[fleetsim.OutcomeFault], c[fleetsim.OutcomeLoginRequired], r.versionCount(), r.nextID, stalls)
 }
+
+// stallRound stalls one instance's refresh past its lease: Tesla rotates,
+// its answer is held while the clock jumps beyond the lease's life (the
+// instance's renewals do not come: it is starved), and another instance
+// refreshes meanwhile, spending the same token again inside the grace. The
+// stalled instance must then store nothing. It reports whether the stalled
+// refresh did reach Tesla.
+func (r *rig) stallRound(p roundPlan) bool {
+	r.t.Helper()
+	before := r.tokenRequests()
+	r.sim.InjectFault(fleetsim.EndpointToken, fleetsim.Fault{HoldAfterCommit: 300 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		postJSON(p.stall.srv.URL+"/refresh-tokens", map[string]any{"reason": "stalled", "force": true})
+	}()
+	// Until Tesla got the request (or the instance gave up before it).
+	deadline := time.Now().Add(2 * time.Second)
+	for r.tokenRequests() == before && time.Now().Before(deadline) {
+		select {
+		case <-done:
+			deadline = time.Now()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	reached := r.tokenRequests() > before
+	r.clock.Advance(2*p.stall.app.Tokens.Config().LeaseTTL + time.Minute)
+	postJSON(p.stallOther.srv.URL+"/refresh-tokens", map[string]any{"reason": "while another stalls", "force": true})
+	<-done
+	return reached
+}
+
+// tokenRequests is every request the token endpoint has answered.
+func (r *rig) tokenRequests() int {
+	n := 0
+	for _, v := range r.sim.Counters().TokenExchanges {
+		n += v
+	}
+	return n
+}
+
+// skewedClock is an instance's clock that is off by a constant.
+type skewedClock struct {
+	c clock.Clock
+	d time.Duration
+}
+
+func (s skewedClock) Now() time.Time { return s.c.Now().Add(s.d) }
 
 func errText(err error) string {
 	if err == nil {
@@ -132,6 +190,8 @@ type roundPlan struct {
 	fleet401    bool
 	sideRefresh *instance
 	sideForce   bool
+	stall       *instance // its refresh stalls past its lease…
+	stallOther  *instance // …while this one refreshes
 	notes       []string
 }
 
@@ -198,6 +258,16 @@ func (r *rig) randomRound(rng *rand.Rand) roundPlan {
 		r.mem.FailNext(secrets.OpAdd, secrets.ErrUnavailable, n)
 		note("next %d secret writes fail", n)
 	}
+	if rng.IntN(6) == 0 {
+		n := 1 + rng.IntN(2)
+		r.mem.FailNextAfterCommit(secrets.OpAdd, secrets.ErrUnavailable, n)
+		note("next %d secret writes fail after they committed", n)
+	}
+	if rng.IntN(4) == 0 {
+		d := []time.Duration{time.Minute, 10 * time.Minute, 2 * time.Hour}[rng.IntN(3)]
+		r.mem.SetLag(d)
+		note("latest and the listing lag by %s", d)
+	}
 	if rng.IntN(3) == 0 {
 		eps := []fleetsim.Endpoint{fleetsim.EndpointVehicles, fleetsim.EndpointVehicleData}
 		ep := eps[rng.IntN(2)]
@@ -242,6 +312,22 @@ func (r *rig) randomRound(rng *rand.Rand) roundPlan {
 	case 5:
 		r.restartScout()
 		note("cold scout")
+	case 6:
+		r.nextSkew = []time.Duration{-90 * time.Second, -20 * time.Second, 20 * time.Second, 90 * time.Second}[rng.IntN(4)]
+		note("deploy: a second instance, its clock off by %s", r.nextSkew)
+		if len(live) > 1 {
+			r.stopWorker(live[0])
+		}
+		r.startWorker()
+	}
+	if live = r.live(); rng.IntN(8) == 0 {
+		if len(live) < 2 {
+			r.startWorker()
+			live = r.live()
+		}
+		i := rng.IntN(len(live))
+		p.stall, p.stallOther = live[i], live[(i+1)%len(live)]
+		note("%s's refresh stalls past its lease while %s refreshes", p.stall.name, p.stallOther.name)
 	}
 	if rng.IntN(4) == 0 {
 		live = r.live()

@@ -60,6 +60,8 @@ type rigOptions struct {
 	upstreamTimeout time.Duration
 	quiet           bool // no logs at all (the simulated year)
 	env             map[string]string
+	revokeOnRotate  bool // a refresh revokes the access tokens issued before it
+	clientLeases    bool // each instance judges the lease on its own clock, as with Secret Manager
 }
 
 type rig struct {
@@ -83,6 +85,7 @@ type rig struct {
 	mu        sync.Mutex
 	instances []*instance
 	nextID    int
+	nextSkew  time.Duration // the next startWorker's clock error
 }
 
 type syncBuffer struct {
@@ -115,7 +118,7 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	if !opts.quiet {
 		r.logger = logging.New(logging.Options{Format: logging.FormatJSON, Output: r.logs, Level: zap.InfoLevel})
 	}
-	r.sim = fleetsim.New(fleetsim.Options{Clock: r.clock})
+	r.sim = fleetsim.New(fleetsim.Options{Clock: r.clock, RevokeAccessOnRotate: opts.revokeOnRotate})
 	var err error
 	if r.simURL, err = r.sim.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -223,8 +226,15 @@ func (r *rig) startWorker() *instance {
 	name := fmt.Sprintf("worker-%d", r.nextID)
 	r.mu.Unlock()
 	in := &instance{name: name, store: &instanceStore{inner: r.store}}
+	var clk clock.Clock = r.clock
+	if r.nextSkew != 0 { // this instance's clock is off (random rounds)
+		clk, r.nextSkew = skewedClock{r.clock, r.nextSkew}, 0
+	}
+	if r.opts.clientLeases {
+		r.mem.SetClientClock(name, clk)
+	}
 	app, err := worker.Build(r.ctx, r.wcfg, worker.Options{
-		Clock: r.clock, Logger: r.logger.With(zap.String("instance", name)), Secrets: in.store, State: r.wstate,
+		Clock: clk, Logger: r.logger.With(zap.String("instance", name)), Secrets: in.store, State: r.wstate,
 		HTTPClient: &http.Client{Timeout: r.opts.upstreamTimeout}, Version: "faults",
 		ManagerConfig: func(c *tokens.Config) {
 			c.Holder = name
@@ -621,6 +631,13 @@ func (s *instanceStore) TryLease(ctx context.Context, n, holder string, ttl time
 type instanceLease struct {
 	l secrets.Lease
 	s *instanceStore
+}
+
+func (l instanceLease) Renew(ctx context.Context) error {
+	if err := l.s.alive(); err != nil {
+		return err
+	}
+	return l.l.Renew(ctx)
 }
 
 func (l instanceLease) Release(ctx context.Context) error {

@@ -169,3 +169,65 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// Issue 14 (4): the worker serves its pair from memory; when the Fleet API
+// refuses that access token (Tesla revoked it when another process
+// rotated, or for its own reasons), the worker re-reads the store, refreshes
+// only if the store still holds the refused token, and retries once — the
+// path the scout has — instead of failing every cycle until the token would
+// have expired.
+func TestWorkerRereadsTheStoreAfterAFleet401(t *testing.T) {
+	t.Parallel()
+	cycle := func(r *rig, in *instance) answer {
+		r.t.Helper()
+		r.setCar(homePlugged)
+		return r.post(in, "/run-cycle", map[string]any{"vin": vin, "reason": "faults"})
+	}
+	t.Run("another instance rotated", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, rigOptions{revokeOnRotate: true})
+		r.seed()
+		a := r.live()[0]
+		if ans := cycle(r, a); ans.status != 200 {
+			t.Fatalf("first cycle: %d %s", ans.status, ans.body)
+		}
+		// A deploy's second revision (or `fleetctl refresh --force`) rotates:
+		// Tesla revokes the access token a still holds in memory.
+		b := r.startWorker()
+		if ans := r.refresh(b, true); ans.status != 200 {
+			t.Fatalf("forced refresh on b: %d %s", ans.status, ans.body)
+		}
+		if ans := cycle(r, a); ans.status != 200 {
+			t.Fatalf("cycle on a after b rotated: %d %s", ans.status, ans.body)
+		}
+		if got := r.exchanges(); got != 1 {
+			t.Errorf("pairs issued = %d, want only b's (a found b's pair in the store)", got)
+		}
+		if msg := r.lostRotation(true); msg != "" {
+			t.Error(msg)
+		}
+	})
+	t.Run("the store still holds the refused token", func(t *testing.T) {
+		t.Parallel()
+		r := newRig(t, rigOptions{})
+		r.seed()
+		a := r.live()[0]
+		if ans := cycle(r, a); ans.status != 200 {
+			t.Fatalf("first cycle: %d %s", ans.status, ans.body)
+		}
+		r.sim.InjectFault(fleetsim.EndpointVehicleData, fleetsim.Fault{Status: 401, Body: `{"response":null,"error":"token expired (401)"}`})
+		data := r.data()
+		if ans := cycle(r, a); ans.status != 200 {
+			t.Fatalf("cycle after a 401: %d %s", ans.status, ans.body)
+		}
+		if got := r.exchanges(); got != 1 {
+			t.Errorf("pairs issued = %d, want one refresh", got)
+		}
+		if got := r.data() - data; got != 2 {
+			t.Errorf("data calls = %d, want the refused one and one retry", got)
+		}
+		if msg := r.lostRotation(true); msg != "" {
+			t.Error(msg)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package faults
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -11,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
+	"github.com/offpeak-charging/offpeak/internal/worker"
 )
 
 // YearReport is what the simulated year counts. `make bench` runs the test
@@ -46,6 +50,31 @@ type YearReport struct {
 	FleetBilledData     int    `json:"fleet_billed_data"`     // billed vehicle_data over the year
 	SecretVersionsAdded int    `json:"secret_versions_added"` // fleet-tokens versions written
 	ActiveVersionsAtEnd int    `json:"active_versions_at_end"`
+
+	// What the charging was worth: the car charges by the schedules the
+	// worker set (fleetsim charges like a Tesla), priced at the worker's
+	// TARIFF_PRICE_PEAK/TARIFF_PRICE_OFFPEAK, each clock hour classified
+	// by TARIFF_WINDOWS (charging.Tariff).
+	EnergyKWh            float64 `json:"energy_kwh"`             // drawn from the charger over the year
+	EnergyOffpeakPercent float64 `json:"energy_offpeak_percent"` // share of it in cheap hours
+	EnergyCost           float64 `json:"energy_cost"`            // at the configured prices
+	DrivenKm             float64 `json:"driven_km"`
+	NightsChecked        int     `json:"nights_checked"`       // mornings the car was plugged in at home at READY_BY
+	NightsTargetMissed   int     `json:"nights_target_missed"` // of which below target although the cheap hours since the plug-in could have reached it
+	NightsUnreachable    int     `json:"nights_unreachable"`   // of which plugged in too late to reach the target in cheap hours
+	SignedCommands       int     `json:"signed_commands"`      // signed commands the car verified over the year (schedules added and removed)
+	PricePeak            float64 `json:"price_peak"`           // per kWh
+	PriceOffpeak         float64 `json:"price_offpeak"`        // per kWh
+	PriceGapPercent      float64 `json:"price_gap_percent"`    // 1 − offpeak/peak: the most a tariff-shifting controller can save
+	// The same script with no controller: the car charges at plug-in, as
+	// it does by itself.
+	BaselinePluginEnergyKWh      float64 `json:"baseline_plugin_energy_kwh"`
+	BaselinePluginOffpeakPercent float64 `json:"baseline_plugin_energy_offpeak_percent"`
+	BaselinePluginEnergyCost     float64 `json:"baseline_plugin_energy_cost"`
+	// SavingVsPluginPercent compares the price of a kWh: 1 − (cost/energy)
+	// ÷ (baseline cost/baseline energy), so a different state of charge on
+	// the last day does not count as a saving.
+	SavingVsPluginPercent float64 `json:"saving_vs_plugin_percent"`
 }
 
 // window is a stretch of simulated time during which something is broken.
@@ -72,6 +101,13 @@ type arrival struct {
 // rotations, 0 wakes by the scout, and that every arrival home is followed
 // by a cycle within two ticks of everything being reachable again (the
 // services up and the car online: the scout may not wake it to look).
+//
+// The car charges by itself, by the schedules the worker put on it
+// (fleetsim), so the year also measures the point of the system: at least
+// 99 % of the energy in cheap hours, no morning below target that the
+// cheap hours since the plug-in could have reached, and a saving against
+// the same script without the controller (charging at plug-in) close to
+// the gap between the prices.
 func TestSimulatedYear(t *testing.T) {
 	t.Parallel()
 	seed := randomSeed(t, 2027)
@@ -103,6 +139,18 @@ func TestSimulatedYear(t *testing.T) {
 	if rep.Arrivals < 250 || rep.Cycles < rep.Arrivals/2 || rep.Refreshes < 365*2 {
 		t.Errorf("the year was too quiet to mean anything: %+v", rep)
 	}
+	if rep.EnergyOffpeakPercent < 99 {
+		t.Errorf("%.2f %% of %.1f kWh in cheap hours, want at least 99 %%", rep.EnergyOffpeakPercent, rep.EnergyKWh)
+	}
+	if rep.NightsTargetMissed != 0 {
+		t.Errorf("mornings below target that the cheap hours could have reached: %d of %d", rep.NightsTargetMissed, rep.NightsChecked)
+	}
+	if rep.SavingVsPluginPercent < 0.9*rep.PriceGapPercent {
+		t.Errorf("saving against charging at plug-in %.1f %%, want close to the price gap %.1f %%", rep.SavingVsPluginPercent, rep.PriceGapPercent)
+	}
+	if rep.NightsChecked < 250 || rep.EnergyKWh < 300 || rep.BaselinePluginEnergyKWh < 300 {
+		t.Errorf("too little charging to mean anything: %d mornings, %.1f kWh (baseline %.1f)", rep.NightsChecked, rep.EnergyKWh, rep.BaselinePluginEnergyKWh)
+	}
 }
 
 // runYear plays days of the year and returns its counters and the first
@@ -116,9 +164,23 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 		t.Fatal(err)
 	}
 	start := r.clock.Now()
-	steps, arrivals := weeklyRoutine(rng, start, days, loc)
+	initial, _ := r.sim.Car(vin)
+	plugs := &plugLog{}
+	steps, arrivals := weeklyRoutine(rng, start, days, loc, plugs)
 	r.sim.RunScript(start, steps)
 	rep := YearReport{Seed: seed, Arrivals: len(arrivals)}
+	cc := r.wcfg.Charging
+	tariff, err := charging.ParseTariff(cc.TariffWindows, cc.TariffWindowsWeekend, loc)
+	if err == nil {
+		tariff, err = tariff.WithHolidays(cc.TariffHolidays)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyBy, err := charging.ParseClockTime("READY_BY", cc.ReadyBy)
+	if err != nil || readyBy.Minute%15 != 0 {
+		t.Fatalf("READY_BY %q must fall on a tick: %v", cc.ReadyBy, err)
+	}
 	var failures []string
 	fail := func(format string, a ...any) {
 		if len(failures) < 20 {
@@ -222,6 +284,16 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 		}
 
 		car, _ := r.sim.Car(vin)
+		if lt := now.In(loc); lt.Hour() == readyBy.Hour && lt.Minute() == readyBy.Minute {
+			m := checkMorning(car, now, arrivals, plugs, tariff, cc)
+			rep.NightsChecked += m.checked
+			rep.NightsUnreachable += m.unreachable
+			if m.missed {
+				rep.NightsTargetMissed++
+				fail("%s: %d %% at READY_BY, target %d %%, plugged in since %s at %d %%", now.Format(time.RFC3339),
+					car.BatteryLevel, m.target, m.plug.Format(time.RFC3339), m.socAtPlug)
+			}
+		}
 		reachable := !tokenOut.on(now) && !secretOut.on(now) && !workerDown.on(now) && !rateLimited.on(now) &&
 			!fleetFault && car.State == fleetsim.StateOnline
 
@@ -309,7 +381,145 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 	rep.SecretVersionsAdded = r.versionCount() - versionsAtStart
 	rep.ActiveVersionsAtEnd = r.mem.ActiveVersions("fleet-tokens")
 	rep.WorkerInstances = r.nextID
+	rep.SignedCommands = r.sim.SignedRequests(vin).CommandOutcomes[fleetsim.OutcomeVerified]
+
+	energy, _ := r.sim.Energy(vin)
+	rep.DrivenKm = round2(energy.DrivenKm)
+	rep.PricePeak, rep.PriceOffpeak = cc.TariffPricePeak, cc.TariffPriceOffpeak
+	rep.PriceGapPercent = round2(100 * (1 - cc.TariffPriceOffpeak/cc.TariffPricePeak))
+	ours := priceEnergy(energy.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	rep.EnergyKWh, rep.EnergyOffpeakPercent, rep.EnergyCost = round2(ours.kwh), ours.offpeakPercent(), round2(ours.cost)
+
+	// The same script, no controller: the car charges at plug-in.
+	base := baselineYear(t, seed, start, start.Add(time.Duration(ticks)*15*time.Minute), loc, initial)
+	theirs := priceEnergy(base.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	rep.BaselinePluginEnergyKWh, rep.BaselinePluginOffpeakPercent = round2(theirs.kwh), theirs.offpeakPercent()
+	rep.BaselinePluginEnergyCost = round2(theirs.cost)
+	if ours.kwh > 0 && theirs.kwh > 0 {
+		rep.SavingVsPluginPercent = round2(100 * (1 - (ours.cost/ours.kwh)/(theirs.cost/theirs.kwh)))
+	}
 	return rep, failures
+}
+
+// pricedEnergy is energy drawn, its cheap part and its cost.
+type pricedEnergy struct{ kwh, offpeak, cost float64 }
+
+func (p pricedEnergy) offpeakPercent() float64 {
+	if p.kwh == 0 {
+		return 0
+	}
+	return round2(100 * p.offpeak / p.kwh)
+}
+
+// priceEnergy classifies each clock hour of the ledger by the tariff: the
+// share of the hour inside cheap intervals is off-peak (exact for windows on
+// whole hours, as G12's; a window edge inside an hour is prorated).
+func priceEnergy(hours []fleetsim.HourEnergy, tariff *charging.Tariff, peak, offpeak float64) pricedEnergy {
+	var p pricedEnergy
+	for _, h := range hours {
+		var cheap time.Duration
+		for _, iv := range tariff.CheapIntervals(h.Start, h.Start.Add(time.Hour)) {
+			cheap += iv.Duration()
+		}
+		share := float64(cheap) / float64(time.Hour)
+		p.kwh += h.GridKWh
+		p.offpeak += h.GridKWh * share
+		p.cost += h.GridKWh * (share*offpeak + (1-share)*peak)
+	}
+	return p
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// baselineYear plays the year's script (the same seed, so the same trips
+// and plug-ins) on a simulator with nobody setting schedules: the car
+// charges whenever it is plugged in, as a Tesla does by itself. The
+// simulator is exact however rarely it is ticked, so one tick at the end
+// is the whole year.
+func baselineYear(t *testing.T, seed uint64, start, end time.Time, loc *time.Location, initial fleetsim.CarState) fleetsim.EnergyStats {
+	clk := clock.NewManual(start)
+	sim := fleetsim.New(fleetsim.Options{Clock: clk})
+	sim.AddCar(initial)
+	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	steps, _ := weeklyRoutine(rng, start, int(end.Sub(start)/(24*time.Hour)), loc, nil)
+	sim.RunScript(start, steps)
+	clk.Set(end)
+	sim.Tick()
+	st, ok := sim.Energy(vin)
+	if !ok {
+		t.Fatal("baseline: no car")
+	}
+	return st
+}
+
+// morning is what checkMorning found at one READY_BY.
+type morning struct {
+	checked, unreachable int
+	missed               bool
+	target, socAtPlug    int
+	plug                 time.Time
+}
+
+// checkMorning judges the car at READY_BY: plugged in at home and below
+// target is a missed night when the cheap hours since the last plug-in
+// were enough to charge from the level it was plugged in at, at the
+// worker's CHARGER_KW, BATTERY_KWH and CHARGE_EFFICIENCY (the planner's own
+// arithmetic: minutes rounded up).
+func checkMorning(car fleetsim.CarState, now time.Time, arrivals []arrival, plugs *plugLog, tariff *charging.Tariff, cc worker.ChargingConfig) morning {
+	var m morning
+	if car.ConnChargeCable == fleetsim.CableUnplugged || car.Latitude != devstack.Home.Lat || car.Longitude != devstack.Home.Lon {
+		return m
+	}
+	k := sort.Search(len(arrivals), func(i int) bool { return arrivals[i].at.After(now) }) - 1
+	if k < 0 {
+		return m
+	}
+	m.checked = 1
+	m.plug = arrivals[k].at
+	m.socAtPlug, _ = plugs.get(m.plug)
+	m.target = min(cc.ChargeTargetPercent, car.ChargeLimitSOC)
+	if m.socAtPlug >= m.target {
+		m.missed = car.BatteryLevel < m.target
+		return m
+	}
+	kwh := float64(m.target-m.socAtPlug) / 100 * cc.BatteryKWh / cc.ChargeEfficiency
+	need := time.Duration(math.Ceil(kwh/cc.ChargerKW*60)) * time.Minute
+	var cheap time.Duration
+	for _, iv := range tariff.CheapIntervals(m.plug, now) {
+		cheap += iv.Duration()
+	}
+	if cheap < need {
+		m.unreachable = 1
+		return m
+	}
+	m.missed = car.BatteryLevel < m.target
+	return m
+}
+
+// plugLog records the battery level at each scripted plug-in (written by
+// the script step, under the simulator's lock, read by the test).
+type plugLog struct {
+	mu    sync.Mutex
+	level map[int64]int
+}
+
+func (p *plugLog) set(at time.Time, level int) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.level == nil {
+		p.level = map[int64]int{}
+	}
+	p.level[at.UnixNano()] = level
+}
+
+func (p *plugLog) get(at time.Time) (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.level[at.UnixNano()]
+	return v, ok
 }
 
 // relogin is what a person does when the chain is dead: `fleetctl login`
@@ -330,9 +540,12 @@ func (r *rig) relogin() {
 // weeklyRoutine scripts a year of one car's life from start (a Tuesday,
 // 06:00 in Warsaw): commutes on weekdays with the odd evening errand, a
 // shopping trip on Saturdays, Sundays at home; plugged in whenever it is
-// home for the night, charging in the cheap window from 22:00. It returns
-// the steps and every plug-in at home (an arrival the worker must serve).
-func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location) ([]fleetsim.TripStep, []arrival) {
+// home for the night. The script only moves the car and plugs it in: the
+// simulated car uses energy as it drives and charges by itself, by the
+// schedules it has (or at once when none applies). It returns the steps
+// and every plug-in at home (an arrival the worker must serve); plugs, if
+// not nil, learns the battery level at each plug-in.
+func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location, plugs *plugLog) ([]fleetsim.TripStep, []arrival) {
 	var steps []fleetsim.TripStep
 	var plugIns []time.Time
 	var unplugs []time.Time
@@ -363,20 +576,9 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 		plug := t.Add(time.Duration(5+rng.IntN(20)) * time.Minute)
 		plugIns = append(plugIns, plug)
 		add(plug, "plugged in at home", online(func(c *fleetsim.CarState) {
-			c.ConnChargeCable, c.ChargingState = fleetsim.CableIEC, fleetsim.ChargingStopped
+			plugs.set(plug, c.BatteryLevel)
+			c.ConnChargeCable = fleetsim.CableIEC // the car decides whether to charge
 		}))
-	}
-	night := func(day int) {
-		add(at(day, 22, 0), "charging", online(func(c *fleetsim.CarState) {
-			if c.ConnChargeCable == fleetsim.CableIEC {
-				c.ChargingState = fleetsim.ChargingCharging
-			}
-		}))
-		add(at(day+1, 1, 15+rng.IntN(60)), "charged", func(c *fleetsim.CarState) {
-			if c.ChargingState == fleetsim.ChargingCharging {
-				c.ChargingState = fleetsim.ChargingComplete
-			}
-		})
 	}
 	mid := func(a, b float64) float64 { return (a + b) / 2 }
 	for day := 0; day < days; day++ {
@@ -404,7 +606,6 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 				arriveAndPlug(out.Add(time.Duration(40+rng.IntN(60)) * time.Minute))
 			}
 		}
-		night(day)
 	}
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].At < steps[j].At })
 	sort.Slice(unplugs, func(i, j int) bool { return unplugs[i].Before(unplugs[j]) })
@@ -422,4 +623,79 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 	}
 	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].at.Before(arrivals[j].at) })
 	return steps, arrivals
+}
+
+// TestYearEnergyCounters checks the year's energy counters on small
+// scripts with known answers: a car at home at 40 % (limit 80, 75 kWh,
+// 11 kW, 90 %) plugged in on a Tuesday, the G12 tariff at 1.05/0.55.
+func TestYearEnergyCounters(t *testing.T) {
+	t.Parallel()
+	loc, err := time.LoadLocation("Europe/Warsaw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tariff, err := charging.ParseTariff("22:00-06:00,13:00-15:00", "", loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := worker.ChargingConfig{ChargeTargetPercent: 80, BatteryKWh: 75, ChargerKW: 11, ChargeEfficiency: 0.9}
+	day := func(hh, mm int) time.Time { return time.Date(2026, 12, 1, hh, mm, 0, 0, loc) } // a Tuesday
+	morning7 := day(24+7, 0)
+	// 40 → 80 % is 30 kWh into the battery, 33.33 kWh from the wall, 182 min.
+	const grid = 30 / 0.9
+	for _, tc := range []struct {
+		name      string
+		schedule  *fleetsim.ChargeSchedule
+		plug      time.Time
+		kwh       float64
+		offpeak   float64 // percent
+		cost      float64
+		level     int // at 07:00
+		missed    bool
+		reachable bool
+	}{
+		{"plug-in, no schedule", nil, day(17, 0), grid, 0, grid * 1.05, 80, false, true},
+		{"plug-in at 21:00, no schedule", nil, day(21, 0), grid, 100 * (grid - 11) / grid, 11*1.05 + (grid-11)*0.55, 80, false, true},
+		{"standing night", &fleetsim.ChargeSchedule{ID: 1, DaysOfWeek: fleetsim.DaysAll, StartTime: 22 * 60, EndTime: 6 * 60},
+			day(17, 0), grid, 100, grid * 0.55, 80, false, true},
+		{"one hour only", &fleetsim.ChargeSchedule{ID: 2, DaysOfWeek: fleetsim.DaysAll, StartTime: 22 * 60, EndTime: 23 * 60, OneTime: true},
+			day(17, 0), 11, 100, 11 * 0.55, 53, true, true},
+		{"plugged in at 05:30", &fleetsim.ChargeSchedule{ID: 3, DaysOfWeek: fleetsim.DaysAll, StartTime: 22 * 60, EndTime: 6 * 60},
+			day(24+5, 30), 5.5, 100, 5.5 * 0.55, 46, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			clk := clock.NewManual(day(6, 0))
+			sim := fleetsim.New(fleetsim.Options{Clock: clk, Location: loc})
+			sim.AddCar(fleetsim.CarState{VIN: vin, State: fleetsim.StateOnline, Latitude: devstack.Home.Lat, Longitude: devstack.Home.Lon,
+				BatteryLevel: 40, ChargeLimitSOC: 80})
+			if tc.schedule != nil {
+				s := *tc.schedule
+				s.Enabled, s.StartEnabled, s.EndEnabled, s.Latitude, s.Longitude = true, true, true, devstack.Home.Lat, devstack.Home.Lon
+				if err := sim.AddSchedule(vin, s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			plugs := &plugLog{}
+			sim.RunScript(day(6, 0), []fleetsim.TripStep{{At: tc.plug.Sub(day(6, 0)), VIN: vin, Apply: func(c *fleetsim.CarState) {
+				plugs.set(tc.plug, c.BatteryLevel)
+				c.ConnChargeCable = fleetsim.CableIEC
+			}}})
+			clk.Set(morning7)
+			car, _ := sim.Car(vin)
+			m := checkMorning(car, morning7, []arrival{{at: tc.plug}}, plugs, tariff, cc)
+			if car.BatteryLevel != tc.level || m.checked != 1 || m.missed != tc.missed || (m.unreachable == 0) != tc.reachable || m.socAtPlug != 40 {
+				t.Errorf("07:00: level %d, morning %+v; want level %d, missed %v, reachable %v", car.BatteryLevel, m, tc.level, tc.missed, tc.reachable)
+			}
+			e, _ := sim.Energy(vin)
+			p := priceEnergy(e.Hours, tariff, 1.05, 0.55)
+			if math.Abs(p.kwh-tc.kwh) > 1e-6 || math.Abs(p.offpeakPercent()-round2(tc.offpeak)) > 1e-9 || math.Abs(p.cost-tc.cost) > 1e-6 {
+				t.Errorf("energy %.4f kWh, %.2f %% off-peak, cost %.4f; want %.4f, %.2f, %.4f", p.kwh, p.offpeakPercent(), p.cost, tc.kwh, tc.offpeak, tc.cost)
+			}
+		})
+	}
+	// An unplugged car, or one away, is not a night to judge.
+	if m := checkMorning(fleetsim.CarState{ConnChargeCable: fleetsim.CableUnplugged}, morning7, nil, &plugLog{}, tariff, cc); m.checked != 0 {
+		t.Errorf("unplugged: %+v", m)
+	}
 }

@@ -33,6 +33,14 @@ type TokenSource interface {
 	AccessToken(ctx context.Context) (string, error)
 }
 
+// TokenRenewer is told that the Fleet API refused an access token it handed
+// out (HTTP 401): it makes sure the source hands out a different token next
+// (re-read the store; refresh if the store still holds the refused one),
+// or says why none can be had.
+type TokenRenewer interface {
+	TokenRejected(ctx context.Context, accessToken string) error
+}
+
 // Clock tells the time; used only to read Retry-After dates.
 type Clock interface {
 	Now() time.Time
@@ -60,6 +68,7 @@ type Client struct {
 	http       *http.Client
 	userAgent  string
 	clock      Clock
+	renewer    TokenRenewer
 }
 
 // Option configures a Client.
@@ -99,6 +108,15 @@ func WithClock(clk Clock) Option {
 			c.clock = clk
 		}
 	}
+}
+
+// WithTokenRenewal makes the client answer a 401 itself: it tells r which
+// token was refused and, once r says a new one can be had, sends the
+// request once more with the source's then current token. A 401 means the
+// request was refused before anything ran, so even a command or a wake is
+// safe to send again. Without this option a 401 is the caller's to handle.
+func WithTokenRenewal(r TokenRenewer) Option {
+	return func(c *Client) { c.renewer = r }
 }
 
 // New returns a client for the Fleet API at baseURL (the account's regional
@@ -141,20 +159,41 @@ type reply struct {
 }
 
 // do sends one request and returns a 2xx answer; every other outcome is an
-// error of a kind from errors.go.
+// error of a kind from errors.go. With WithTokenRenewal a 401 is answered
+// by renewing the token and sending the request once more.
 func (c *Client) do(ctx context.Context, r request) (reply, error) {
+	rep, token, err := c.send(ctx, r)
+	if c.renewer == nil || token == "" || !errors.Is(err, ErrUnauthorized) {
+		return rep, err
+	}
+	if rerr := c.renewer.TokenRejected(ctx, token); rerr != nil {
+		return reply{}, fmt.Errorf("fleet: %s: renewing the refused token: %w (after %w)", r.endpoint(), rerr, err)
+	}
+	rep, _, err = c.send(ctx, r)
+	return rep, err
+}
+
+// send makes one attempt; token is the access token it carried ("" if none
+// was had).
+func (c *Client) send(ctx context.Context, r request) (reply, string, error) {
 	endpoint := r.endpoint()
 	if c.tokens == nil {
-		return reply{}, fmt.Errorf("fleet: %s: no token source: %w", endpoint, ErrInvalidRequest)
+		return reply{}, "", fmt.Errorf("fleet: %s: no token source: %w", endpoint, ErrInvalidRequest)
 	}
 	token, err := c.tokens.AccessToken(ctx)
 	if err != nil {
-		return reply{}, fmt.Errorf("fleet: %s: access token: %w", endpoint, err)
+		return reply{}, "", fmt.Errorf("fleet: %s: access token: %w", endpoint, err)
 	}
 	if token == "" {
-		return reply{}, fmt.Errorf("fleet: %s: empty access token: %w", endpoint, ErrInvalidRequest)
+		return reply{}, "", fmt.Errorf("fleet: %s: empty access token: %w", endpoint, ErrInvalidRequest)
 	}
+	rep, err := c.exchange(ctx, r, token)
+	return rep, token, err
+}
 
+// exchange sends r with token and reads the answer.
+func (c *Client) exchange(ctx context.Context, r request, token string) (reply, error) {
+	endpoint := r.endpoint()
 	var body io.Reader
 	if r.body != nil {
 		payload, err := json.Marshal(r.body)

@@ -76,10 +76,17 @@ legacy token that was already adopted is not spent again.`,
 func (s *session) printResult(res tokens.Result, mcfg tokens.Config) {
 	now := s.clock.Now()
 	if s.json {
-		s.printJSON(map[string]any{
+		out := map[string]any{
 			"ok": true, "action": string(res.Action), "secret": mcfg.FleetSecret, "version": res.Version,
 			"expires_at": timePtr(res.ExpiresAt), "expires_in_seconds": secondsUntil(res.ExpiresAt, now),
-		})
+		}
+		if res.Legacy != "" {
+			out["legacy"] = string(res.Legacy)
+		}
+		if res.Action != tokens.ActionNone && !res.Rotated {
+			out["unrotated"] = true
+		}
+		s.printJSON(out)
 		return
 	}
 	expiry := "unknown expiry"
@@ -96,6 +103,17 @@ func (s *session) printResult(res tokens.Result, mcfg tokens.Config) {
 		if s.name == "refresh" {
 			s.notef("(it is refreshed when less than %s is left; --force refreshes now)", humanDuration(mcfg.RefreshBefore))
 		}
+	}
+	if res.Action != tokens.ActionNone && !res.Rotated {
+		s.notef("Tesla answered without a new refresh token: the stored one stays in use and is spent again within %s of its first use", humanDuration(mcfg.RotateWithin))
+	}
+	switch res.Legacy {
+	case tokens.LegacyAbsent:
+		s.notef("legacy secret %s: none (nothing to adopt)", mcfg.LegacySecret)
+	case tokens.LegacyKnown:
+		s.notef("legacy secret %s: its token was adopted before; not spent again", mcfg.LegacySecret)
+	case tokens.LegacyRejected:
+		s.notef("legacy secret %s: Tesla no longer accepts its token", mcfg.LegacySecret)
 	}
 }
 
@@ -128,10 +146,11 @@ func pruneCommand() *command {
 		name:    "prune",
 		summary: "destroy old versions of fleet-tokens, keeping what Tesla's 24 h grace may need",
 		help: `Runs the worker's prune: Secret Manager bills every version that is not
-destroyed. It keeps the newest --keep versions whatever their age, every
-version younger than 25 h (a crash may need its refresh token inside Tesla's
-24 h grace), and never a version newer than the newest good one. Destroying
-is permanent.`,
+destroyed. It keeps the newest --keep versions whatever their age; whatever
+--keep says, every version whose refresh token was spent less than 25 h ago
+(the version after it is younger than 25 h: a crash may need that token
+inside Tesla's 24 h grace); and never a version newer than the newest good
+one. Destroying is permanent.`,
 		flags: func(fs *flag.FlagSet) any {
 			o := &pruneOptions{}
 			fs.Var(&o.keep, "keep", "keep the newest `N` versions whatever their age (default TOKEN_KEEP_VERSIONS)")
@@ -177,7 +196,7 @@ is permanent.`,
 					s.printf("destroyed %d version(s) of %s: v%s", len(destroyed), mcfg.FleetSecret, strings.Join(destroyed, ", v"))
 				}
 				if lerr == nil && len(kept) > 0 {
-					s.printf("kept %d: %s (the newest %d, and every version younger than %s)",
+					s.printf("kept %d: %s (the newest %d, and every version whose refresh token was spent less than %s ago)",
 						len(kept), strings.Join(keptNames, ", "), mcfg.KeepVersions, humanDuration(mcfg.GraceKeep))
 				}
 			}

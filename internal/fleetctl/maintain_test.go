@@ -151,17 +151,19 @@ func TestPruneKeepsTheGraceWindow(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
 	}
-	// v5 is the newest kept; v4 (24 h) is inside the 25 h grace; the rest go.
-	if strings.Join(res.Destroyed, ",") != "3,2,1" || strings.Join(res.Kept, ",") != "5,4" || res.Keep != 1 || res.Grace != 25*3600 {
+	// v5 is the newest kept; v4's token was spent 1 h ago (v5's age) and
+	// v3's 24 h ago (v4's): both inside the 25 h grace, whatever --keep says.
+	// v2's was spent 40 h ago: it goes, and so does v1.
+	if strings.Join(res.Destroyed, ",") != "2,1" || strings.Join(res.Kept, ",") != "5,4,3" || res.Keep != 1 || res.Grace != 25*3600 {
 		t.Errorf("result = %+v", res)
 	}
 	versions, err := h.store.Versions(context.Background(), "fleet-tokens")
-	if err != nil || len(versions) != 2 {
-		t.Errorf("versions left = %v (%v), want 2", versions, err)
+	if err != nil || len(versions) != 3 {
+		t.Errorf("versions left = %v (%v), want 3", versions, err)
 	}
 
 	code, out, _ = h.run("", "prune")
-	if code != ExitOK || !strings.Contains(out, "destroyed nothing") || !strings.Contains(out, "kept 2: v5, v4 (the newest 3, and every version younger than 25h)") {
+	if code != ExitOK || !strings.Contains(out, "destroyed nothing") || !strings.Contains(out, "kept 3: v5, v4, v3 (the newest 3, and every version whose refresh token was spent less than 25h ago)") {
 		t.Errorf("second prune: exit %d:\n%s", code, out)
 	}
 }

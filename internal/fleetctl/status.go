@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,7 +174,7 @@ func legacyStatus(ctx context.Context, store secrets.Store, mcfg tokens.Config, 
 		return rep
 	}
 	hash := tokens.HashToken(token)
-	adopted := current.RefreshToken == token || current.SpentRefreshHash == hash
+	adopted := current.RefreshToken == token || current.SpentRefreshHash == hash || slices.Contains(current.AdoptedLegacy, hash)
 	for i, v := range versions {
 		if adopted || i >= mcfg.MaxRecoveryTries {
 			break
@@ -183,7 +184,7 @@ func legacyStatus(ctx context.Context, store secrets.Store, mcfg tokens.Config, 
 			continue
 		}
 		p, _ := tokens.ParsePair(sv.Payload)
-		adopted = p.RefreshToken == token || p.SpentRefreshHash == hash
+		adopted = p.RefreshToken == token || p.SpentRefreshHash == hash || slices.Contains(p.AdoptedLegacy, hash)
 	}
 	rep.Adopted = &adopted
 	return rep

@@ -83,6 +83,14 @@ func (s *Sim) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, list)
 	})
+	mux.HandleFunc("GET /sim/cars/{vin}/energy", func(w http.ResponseWriter, r *http.Request) {
+		st, ok := s.Energy(r.PathValue("vin"))
+		if !ok {
+			adminError(w, http.StatusNotFound, "unknown car")
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
 	mux.HandleFunc("GET /sim/cars/{vin}/keys", s.adminListKeys)
 	mux.HandleFunc("POST /sim/cars/{vin}/keys", s.adminPairKey)
 	mux.HandleFunc("DELETE /sim/cars/{vin}/keys", s.adminUnpairKey)

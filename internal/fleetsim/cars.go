@@ -3,6 +3,7 @@ package fleetsim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +64,22 @@ type CarState struct {
 	// DefaultFirmwareVersion. Before 2024.38 the car ignores
 	// FLAG_ENCRYPT_RESPONSE and answers in plaintext (protocol.md §Response decryption).
 	FirmwareVersion string `json:"firmware_version"`
+
+	// The battery and charging (charge.go); zero takes the default named.
+	// BatteryKWh is the usable capacity (DefaultBatteryKWh, 75); MaxACKW
+	// the car's on-board charger (DefaultMaxACKW, 11) and ChargerKW the
+	// wall's (DefaultChargerKW, 11): the car draws the lower; Efficiency the
+	// share of it that reaches the battery (DefaultEfficiency, 0.9);
+	// ConsumptionKWhPer100Km what driving takes (DefaultConsumptionKWhPer100Km, 16).
+	BatteryKWh             float64 `json:"battery_kwh"`
+	MaxACKW                float64 `json:"max_ac_kw"`
+	ChargerKW              float64 `json:"charger_kw"`
+	Efficiency             float64 `json:"efficiency"`
+	ConsumptionKWhPer100Km float64 `json:"consumption_kwh_per_100km"`
+	// ChargeEnergyAdded is charge_state.charge_energy_added: kWh added to
+	// the battery since the car was plugged in. The car sets it; a value
+	// written by a script or SetCar is overwritten.
+	ChargeEnergyAdded float64 `json:"charge_energy_added"`
 }
 
 // Values of CarState.CommandSigning.
@@ -106,6 +123,8 @@ type car struct {
 	wakeAt       time.Time // zero: no wake pending
 	schedules    []ChargeSchedule
 	vcp          *vcpState // the car's side of the Vehicle Command Protocol (vcp.go)
+	ch           chargeModel
+	env          chargeEnv
 }
 
 // signing is the car's CommandSigning, normalized.
@@ -125,23 +144,32 @@ type scheduledStep struct {
 
 // AddCar adds (or replaces the state of) a car. Missing fields get defaults:
 // online, unplugged, charge limit 80, 10 schedules, an id, command signing
-// "required", firmware DefaultFirmwareVersion. An online car's idle timer
-// starts now. A new car gets its own P-256 key and fresh epochs for its
-// VCSEC and infotainment domains, with no paired keys; replacing a car's
-// state keeps its key, epochs and paired keys (it is the same car).
+// "required", firmware DefaultFirmwareVersion, the battery and charging
+// defaults (Default…). An online car's idle timer starts now. A new car
+// gets its own P-256 key and fresh epochs for its VCSEC and infotainment
+// domains, with no paired keys; replacing a car's state keeps its key,
+// epochs, paired keys and schedules (it is the same car) and starts its
+// battery afresh from BatteryLevel. A car added plugged in with a
+// ChargingState keeps that state until something changes it (see
+// charge.go); plugged in without one, it decides as at a plug-in.
 func (s *Sim) AddCar(c CarState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	s.advanceLocked(now)
+	given := c.ChargingState
 	normalize(&c)
 	if existing, ok := s.cars[c.VIN]; ok {
 		if c.ID == 0 {
 			c.ID = existing.ID
 		}
+		existing.closeSegment(now)
+		old := existing.ch
 		existing.CarState = c
 		existing.lastActivity = now
 		existing.wakeAt = time.Time{}
+		existing.initCharge(now, given)
+		existing.keepLedger(old)
 		return
 	}
 	n := s.nextID
@@ -149,7 +177,10 @@ func (s *Sim) AddCar(c CarState) {
 	if c.ID == 0 {
 		c.ID = 3744000000000000 + n
 	}
-	s.cars[c.VIN] = &car{CarState: c, vehicleID: 1492000000 + n, lastActivity: now, vcp: newVCPState(now)}
+	nc := &car{CarState: c, vehicleID: 1492000000 + n, lastActivity: now, vcp: newVCPState(now),
+		env: chargeEnv{loc: s.opts.Location, radiusM: s.opts.ScheduleRadiusM}}
+	nc.initCharge(now, given)
+	s.cars[c.VIN] = nc
 	s.carOrder = append(s.carOrder, c.VIN)
 }
 
@@ -183,6 +214,18 @@ func normalize(c *CarState) {
 	if c.FirmwareVersion == "" {
 		c.FirmwareVersion = DefaultFirmwareVersion
 	}
+	for _, f := range []struct {
+		v   *float64
+		def float64
+	}{{&c.BatteryKWh, DefaultBatteryKWh}, {&c.MaxACKW, DefaultMaxACKW}, {&c.ChargerKW, DefaultChargerKW},
+		{&c.Efficiency, DefaultEfficiency}, {&c.ConsumptionKWhPer100Km, DefaultConsumptionKWhPer100Km}} {
+		if *f.v <= 0 || math.IsNaN(*f.v) || math.IsInf(*f.v, 0) {
+			*f.v = f.def
+		}
+	}
+	c.Efficiency = min(c.Efficiency, 1)
+	c.BatteryLevel = min(max(c.BatteryLevel, 0), 100)
+	c.ChargeLimitSOC = min(max(c.ChargeLimitSOC, 1), 100)
 }
 
 // validCommandSigning reports whether v is a CommandSigning value the
@@ -211,6 +254,10 @@ func (s *Sim) SetCar(vin string, f func(*CarState)) error {
 	return nil
 }
 
+// mutateLocked applies f to the car at the moment at (the car is settled
+// to it): the battery and charging follow what f changed (charge.go
+// afterMutation: a plug-in, an unplug, a move, a battery level or charging
+// state set by the script).
 func (s *Sim) mutateLocked(c *car, f func(*CarState), at time.Time) {
 	before := c.CarState
 	f(&c.CarState)
@@ -225,6 +272,7 @@ func (s *Sim) mutateLocked(c *car, f func(*CarState), at time.Time) {
 	if c.State != before.State {
 		c.wakeAt = time.Time{}
 	}
+	c.afterMutation(before, at)
 }
 
 // Car returns a car's current state.
@@ -255,6 +303,7 @@ func (s *Sim) Cars() []CarState {
 func (s *Sim) Schedules(vin string) []ChargeSchedule {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
 	c, ok := s.cars[vin]
 	if !ok {
 		return nil
@@ -303,7 +352,8 @@ func (s *Sim) advanceLocked(now time.Time) {
 	s.settleLocked(now)
 }
 
-// settleLocked applies the sleep model at t: pending wakes complete, a
+// settleLocked applies the battery and the sleep model at t: pending wakes
+// complete, the charge runs up to t (charge.go; a car wakes to charge), a
 // charging car stays awake, an idle online car falls asleep.
 func (s *Sim) settleLocked(t time.Time) {
 	for _, c := range s.cars {
@@ -312,6 +362,7 @@ func (s *Sim) settleLocked(t time.Time) {
 			c.lastActivity = c.wakeAt
 			c.wakeAt = time.Time{}
 		}
+		c.settleCharge(t)
 		if c.State != StateOnline {
 			continue
 		}
@@ -346,12 +397,39 @@ func (s *Sim) lookupLocked(key string) *car {
 func (s *Sim) AddSchedule(vin string, cs ChargeSchedule) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
+	s.advanceLocked(now)
 	c, ok := s.cars[vin]
 	if !ok {
 		return fmt.Errorf("add schedule to %s: %w", vin, ErrUnknownCar)
 	}
-	if ok, reason := c.addSchedule(cs, s.now().Unix()); !ok {
+	if ok, reason := c.addSchedule(cs, now); !ok {
 		return fmt.Errorf("add schedule to %s: %s", vin, reason)
 	}
 	return nil
+}
+
+// Energy returns what the car's battery did: charging energy in total, per
+// local clock hour and per hour of the day, driving, and the energy stored
+// now (see EnergyStats). ok is false for an unknown car.
+func (s *Sim) Energy(vin string) (EnergyStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+	c, ok := s.cars[vin]
+	if !ok {
+		return EnergyStats{}, false
+	}
+	return c.stats(), true
+}
+
+// energyCountersLocked is the energy part of Counters, per VIN.
+func (s *Sim) energyCountersLocked() map[string]EnergyCounters {
+	out := make(map[string]EnergyCounters, len(s.cars))
+	for vin, c := range s.cars {
+		st := c.stats()
+		out[vin] = EnergyCounters{GridKWh: st.GridKWh, BatteryKWh: st.BatteryKWh, ByHourOfDay: st.ByHourOfDay,
+			DrivenKm: st.DrivenKm, DrivenKWh: st.DrivenKWh}
+	}
+	return out
 }

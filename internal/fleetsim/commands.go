@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Day bits of a charge schedule's days_of_week as the car reports them.
@@ -140,7 +141,7 @@ func (s *Sim) fleetCommand(req fleetRequest) (int, any) {
 		if status != 0 {
 			return status, body
 		}
-		apply = func() (bool, string) { return c.addSchedule(sched, req.now.Unix()) }
+		apply = func() (bool, string) { return c.addSchedule(sched, req.now) }
 	case "remove_charge_schedule":
 		id, _, err := params.integer("id", true)
 		if err != nil {
@@ -236,64 +237,90 @@ func parseAddChargeSchedule(p commandParams) (ChargeSchedule, int, any) {
 // and, on failure, the reason the car gives.
 
 // addSchedule stores cs on the car: an existing id is modified in place, a
-// missing id becomes now's Unix time (as the proxy assigns it).
-func (c *car) addSchedule(cs ChargeSchedule, nowUnix int64) (bool, string) {
+// missing id becomes now's Unix time (as the proxy assigns it). The car's
+// charging follows the new schedules at once (charge.go).
+func (c *car) addSchedule(cs ChargeSchedule, now time.Time) (bool, string) {
 	if cs.ID == 0 {
-		cs.ID = nowUnix
+		cs.ID = now.Unix()
 	}
+	stored := false
 	for i := range c.schedules {
 		if c.schedules[i].ID == cs.ID {
 			if cs.Name == "" {
 				cs.Name = c.schedules[i].Name
 			}
 			c.schedules[i] = cs
-			return true, ""
+			stored = true
+			break
 		}
 	}
-	if len(c.schedules) >= c.MaxNumChargeSchedules {
-		return false, "max schedules reached"
+	if !stored {
+		if len(c.schedules) >= c.MaxNumChargeSchedules {
+			return false, "max schedules reached"
+		}
+		c.schedules = append(c.schedules, cs)
 	}
-	c.schedules = append(c.schedules, cs)
+	c.noteSchedule(cs, now)
+	c.rearm()
 	return true, ""
 }
 
 // removeSchedule deletes the schedule with id; an unknown id succeeds, as on the car.
 func (c *car) removeSchedule(id int64) (bool, string) {
 	c.schedules = slices.DeleteFunc(c.schedules, func(cs ChargeSchedule) bool { return cs.ID == id })
+	delete(c.ch.consumeAt, id)
+	c.rearm()
 	return true, ""
 }
 
-// setChargeLimit sets the charge limit, 50..100 %.
+// setChargeLimit sets the charge limit, 50..100 %. A car that was complete
+// below the new limit charges again as at a plug-in (UNCONFIRMED); one
+// charging past a lowered limit completes.
 func (c *car) setChargeLimit(pct int64) (bool, string) {
 	if pct < 50 || pct > 100 {
 		return false, "requested charge limit out of range"
 	}
+	raised := int(pct) > c.ChargeLimitSOC
+	c.closeSegment(c.ch.now)
 	c.ChargeLimitSOC = int(pct)
+	if raised && c.ChargingState == ChargingComplete && c.ch.manual == "" && c.plugged() {
+		c.ch.plugCharge = len(c.schedulesHere()) == 0
+	}
+	c.rearm()
 	return true, ""
 }
 
-// chargeStart starts charging a plugged-in car below its limit. The reasons
-// are the Owner API's ("is_charging", "complete"; "disconnected" is the
-// simulator's word for an unplugged car).
+// chargeStart starts charging a plugged-in car below its limit: a forced
+// start that charges to the limit whatever the schedules (charge.go). The
+// reasons are the Owner API's ("is_charging", "complete"; "disconnected" is
+// the simulator's word for an unplugged car).
 func (c *car) chargeStart() (bool, string) {
 	switch {
-	case c.ConnChargeCable == CableUnplugged || c.ConnChargeCable == "" || c.ChargingState == ChargingDisconnected:
+	case !c.plugged() || c.ChargingState == ChargingDisconnected:
 		return false, "disconnected"
 	case c.ChargingState == ChargingCharging || c.ChargingState == ChargingStarting:
 		return false, "is_charging"
 	case c.BatteryLevel >= c.ChargeLimitSOC:
+		c.closeSegment(c.ch.now)
+		c.ch.manual = ""
+		c.rearm()
 		c.ChargingState = ChargingComplete
 		return false, "complete"
 	}
-	c.ChargingState = ChargingCharging
+	c.closeSegment(c.ch.now)
+	c.ch.manual = ChargingCharging
+	c.rearm()
 	return true, ""
 }
 
-// chargeStop stops a charging car ("not_charging" otherwise).
+// chargeStop stops a charging car ("not_charging" otherwise) until it is
+// unplugged or started again.
 func (c *car) chargeStop() (bool, string) {
 	if c.ChargingState != ChargingCharging && c.ChargingState != ChargingStarting {
 		return false, "not_charging"
 	}
-	c.ChargingState = ChargingStopped
+	c.closeSegment(c.ch.now)
+	c.ch.manual = ChargingStopped
+	c.rearm()
 	return true, ""
 }

@@ -29,6 +29,18 @@ type Counters struct {
 	// in total and per VIN. Requests refused before reaching the car (400,
 	// 404, 408, 422, injected HTTP faults) are only in Fleet/Billed.
 	Signed SignedStats `json:"signed"`
+	// Energy is what each car's charging drew and its driving used, by VIN
+	// (per clock hour: Sim.Energy or GET /sim/cars/{vin}/energy).
+	Energy map[string]EnergyCounters `json:"energy"`
+}
+
+// EnergyCounters is one car's part of Counters.Energy (see EnergyStats).
+type EnergyCounters struct {
+	GridKWh     float64     `json:"grid_kwh"`
+	BatteryKWh  float64     `json:"battery_kwh"`
+	ByHourOfDay [24]float64 `json:"grid_kwh_by_hour_of_day"`
+	DrivenKm    float64     `json:"driven_km"`
+	DrivenKWh   float64     `json:"driven_kwh"`
 }
 
 // SignedStats is Counters.Signed.
@@ -171,7 +183,14 @@ func (cs *counterSet) snapshot() Counters {
 }
 
 // Counters returns a deep copy of the counters.
-func (s *Sim) Counters() Counters { return s.counters.snapshot() }
+func (s *Sim) Counters() Counters {
+	out := s.counters.snapshot()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+	out.Energy = s.energyCountersLocked()
+	return out
+}
 
 // FleetRequests is how many Fleet requests of category were made for vin ("" = account level).
 func (s *Sim) FleetRequests(vin, category string) int {
@@ -205,5 +224,14 @@ func (s *Sim) SignedRequests(vin string) SignedCounters {
 	return s.counters.c.Signed.ByVIN[vin].clone()
 }
 
-// ResetCounters zeroes every counter.
-func (s *Sim) ResetCounters() { s.counters.reset() }
+// ResetCounters zeroes every counter, the cars' energy ledgers included
+// (not their batteries).
+func (s *Sim) ResetCounters() {
+	s.counters.reset()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.now())
+	for _, c := range s.cars {
+		c.resetLedger()
+	}
+}

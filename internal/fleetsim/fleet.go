@@ -3,6 +3,7 @@ package fleetsim
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -306,7 +307,7 @@ func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
 	resp := vehicleSummary(c)
 	resp["user_id"] = 800001
 	if want["charge_state"] {
-		resp["charge_state"] = chargeState(c, ms)
+		resp["charge_state"] = chargeState(c, req.now)
 	}
 	if want["drive_state"] || want["location_data"] {
 		ds := map[string]any{"timestamp": ms, "shift_state": nil, "speed": nil, "power": 0}
@@ -352,32 +353,30 @@ func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
 	return http.StatusOK, map[string]any{"response": resp}
 }
 
-func chargeState(c *car, ms int64) map[string]any {
-	plugged := c.ConnChargeCable != CableUnplugged && c.ConnChargeCable != ""
-	charging := c.ChargingState == ChargingCharging
-	power, rate, current, voltage, phases, minutes := 0, 0.0, 0, 0, any(nil), 0
-	if charging {
-		power, rate, current, voltage, phases = 11, 58.0, 16, 230, 3
-		if c.ChargeLimitSOC > c.BatteryLevel {
-			minutes = (c.ChargeLimitSOC - c.BatteryLevel) * 4 // ~0.75 kWh per percent at 11 kW
-		}
-	}
+// chargeState is charge_state as the car reports it (field names and
+// units after timdorr/tesla-api chargestate.md: battery_range and
+// charge_rate in miles and mi/h, charge_energy_added in kWh since the
+// plug-in, minutes_to_full_charge to the charge limit at the present rate).
+func chargeState(c *car, now time.Time) map[string]any {
+	plugged := c.plugged()
+	f := c.chargeFields(now)
 	return map[string]any{
-		"timestamp":               ms,
+		"timestamp":               now.UnixMilli(),
 		"battery_level":           c.BatteryLevel,
 		"usable_battery_level":    c.BatteryLevel,
-		"battery_range":           float64(c.BatteryLevel) * 2.9,
+		"battery_range":           f.rangeMi,
 		"charging_state":          c.ChargingState,
 		"conn_charge_cable":       c.ConnChargeCable,
 		"charge_port_door_open":   plugged,
 		"charge_limit_soc":        c.ChargeLimitSOC,
-		"charge_rate":             rate,
-		"charger_power":           power,
-		"charger_actual_current":  current,
-		"charger_voltage":         voltage,
-		"charger_phases":          phases,
-		"minutes_to_full_charge":  minutes,
-		"time_to_full_charge":     float64(minutes) / 60,
+		"charge_energy_added":     c.ChargeEnergyAdded,
+		"charge_rate":             f.rate,
+		"charger_power":           f.power,
+		"charger_actual_current":  f.current,
+		"charger_voltage":         f.voltage,
+		"charger_phases":          f.phases,
+		"minutes_to_full_charge":  f.minutes,
+		"time_to_full_charge":     math.Round(float64(f.minutes)/60*100) / 100,
 		"scheduled_charging_mode": "Off",
 	}
 }

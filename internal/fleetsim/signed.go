@@ -318,7 +318,7 @@ func (c *car) runInfotainment(payload []byte, now time.Time) ([]byte, error) {
 	case *carserver.VehicleAction_AddChargeScheduleAction:
 		var cs ChargeSchedule
 		if cs, reason = chargeScheduleFromProto(m.AddChargeScheduleAction); reason == "" {
-			ok, reason = c.addSchedule(cs, now.Unix())
+			ok, reason = c.addSchedule(cs, now)
 		}
 	case *carserver.VehicleAction_RemoveChargeScheduleAction:
 		if id := m.RemoveChargeScheduleAction.GetId(); id > math.MaxInt64 {

@@ -13,8 +13,12 @@
 //
 // Everything runs on an injected clock, so tests move a clock.Manual to let
 // hours of token lifetime or car idling pass without sleeping. Time-driven
-// changes (cars falling asleep, waking up, scripted trips) are applied lazily
-// whenever the simulator looks at its clock: on every request and on Tick.
+// changes (cars falling asleep, waking up, charging by their schedules,
+// scripted trips) are applied lazily whenever the simulator looks at its
+// clock: on every request and on Tick. The cars charge like a Tesla
+// (charge.go): by the charge schedules that apply where they are plugged
+// in, or at once where none does, at min(wall, car) kW × efficiency, up to
+// the charge limit; driving uses energy per kilometre.
 package fleetsim
 
 import (
@@ -81,9 +85,14 @@ type Options struct {
 	// and the /users/region answer. Start sets it; set it yourself when you
 	// serve Handler() elsewhere (otherwise each request's Host is used).
 	BaseURL string
-	// Location is the cars' time zone (vehicle_config.utc_offset); default
+	// Location is the cars' time zone (vehicle_config.utc_offset, and the
+	// local time their charge schedules' minutes are read in); default
 	// Europe/Warsaw, or a fixed UTC+1 if the zone database is missing.
 	Location *time.Location
+	// ScheduleRadiusM is how near a car must be to a charge schedule's
+	// position for the schedule to apply; default DefaultScheduleRadiusM
+	// (150 m, UNCONFIRMED).
+	ScheduleRadiusM float64
 	// AppPublicKey is the app's registered public key (what Tesla fetched
 	// from the app's .well-known URL at partner registration): fleet_status
 	// lists a VIN in key_paired_vins when this key is paired with the car.
@@ -193,6 +202,9 @@ func New(opts Options) *Sim {
 			loc = time.FixedZone("CET", 3600)
 		}
 		opts.Location = loc
+	}
+	if opts.ScheduleRadiusM <= 0 {
+		opts.ScheduleRadiusM = DefaultScheduleRadiusM
 	}
 	if opts.MaxCommandTTL <= 0 {
 		opts.MaxCommandTTL = DefaultMaxCommandTTL

@@ -28,7 +28,7 @@ func TestWorkerClientDoesNotFollowRedirects(t *testing.T) {
 		plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
 		for name, c := range map[string]*http.Client{"svcauth client": hc, "plain client": plain} {
 			wc := &WorkerClient{BaseURL: trap.URL, HTTP: c, RefreshTimeout: 5 * time.Second, CycleTimeout: 5 * time.Second}
-			err := wc.RefreshTokens(context.Background(), "test", false)
+			_, err := wc.RefreshTokens(context.Background(), RefreshRequest{Reason: "test"})
 			if !errors.Is(err, ErrWorkerRejected) || !errors.Is(err, httpclient.ErrRedirect) {
 				t.Errorf("%s, %d: RefreshTokens err = %v, want a rejection naming the refused redirect", name, status, err)
 			}

@@ -67,10 +67,18 @@ type CycleAnswer struct {
 	} `json:"commands"`
 }
 
-// RefreshTokens implements TokenRefresher.
-func (w *WorkerClient) RefreshTokens(ctx context.Context, reason string, force bool) error {
-	body := map[string]any{"reason": reason, "requested_by": "scout", "force": force}
-	return w.post(ctx, "/refresh-tokens", body, nil, w.RefreshTimeout)
+// RefreshTokens implements TokenRefresher: the answer's "version" is the
+// one the worker stored (or found valid).
+func (w *WorkerClient) RefreshTokens(ctx context.Context, req RefreshRequest) (string, error) {
+	body := map[string]any{"reason": req.Reason, "requested_by": "scout", "force": req.Force}
+	if req.Rejected != "" {
+		body["rejected_version"] = req.Rejected
+	}
+	var ans struct {
+		Version string `json:"version"`
+	}
+	err := w.post(ctx, "/refresh-tokens", body, &ans, w.RefreshTimeout)
+	return ans.Version, err
 }
 
 // RunCycle asks the worker to run the charging cycle for one car.

@@ -27,6 +27,10 @@ var (
 	ErrCorrupt = errors.New("secret payload corrupt")
 	// ErrLeaseHeld: another holder owns an unexpired lease on the secret.
 	ErrLeaseHeld = errors.New("secret lease held by another writer")
+	// ErrLeaseLost: the lease was taken over by another holder (it expired
+	// while its holder stalled) or released; whoever held it must not act
+	// on it any more.
+	ErrLeaseLost = errors.New("secret lease lost to another writer")
 )
 
 // Version is one stored version of a secret.
@@ -58,6 +62,11 @@ type VersionInfo struct {
 // that crashes loses it when its time to live runs out (or, for the file
 // backend, when the operating system closes the lock file).
 type Lease interface {
+	// Renew proves the lease is still this holder's and extends it by its
+	// time to live from now. It fails with ErrLeaseLost once another holder
+	// has taken it over (or it was released): the one check a holder makes
+	// before acting on the lease, e.g. just before a write.
+	Renew(ctx context.Context) error
 	Release(ctx context.Context) error
 }
 

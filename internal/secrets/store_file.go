@@ -361,17 +361,41 @@ func (f *File) TryLease(ctx context.Context, secret, holder string, ttl time.Dur
 	if !ok {
 		return nil, fmt.Errorf("%s: %w", op, ErrLeaseHeld)
 	}
-	info := holder + "|" + f.clk.Now().Add(ttl).UTC().Format(time.RFC3339Nano) + "\n"
-	if err := os.WriteFile(path, []byte(info), 0o600); err != nil {
+	l := &fileLease{lock: lock, path: path, holder: holder, ttl: ttl, clk: f.clk}
+	if err := l.note(); err != nil {
 		_ = lock.Unlock()
 		return nil, fileErr(op, err)
 	}
-	return &fileLease{lock: lock, path: path}, nil
+	return l, nil
 }
 
 type fileLease struct {
-	lock *flock.Flock
-	path string
+	lock   *flock.Flock
+	path   string
+	holder string
+	ttl    time.Duration
+	clk    clock.Clock
+}
+
+// note writes the holder and the advisory expiry for operators.
+func (l *fileLease) note() error {
+	info := l.holder + "|" + l.clk.Now().Add(l.ttl).UTC().Format(time.RFC3339Nano) + "\n"
+	return os.WriteFile(l.path, []byte(info), 0o600)
+}
+
+// Renew refreshes the operator's note; the lock itself cannot be taken from
+// a live holder, so only a released lease is lost.
+func (l *fileLease) Renew(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("renew lease %s: %w", l.path, err)
+	}
+	if !l.lock.Locked() {
+		return fmt.Errorf("renew lease %s: released: %w", l.path, ErrLeaseLost)
+	}
+	if err := l.note(); err != nil {
+		return fileErr("renew lease "+l.path, err)
+	}
+	return nil
 }
 
 // Release clears the holder note and unlocks; releasing twice is harmless.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -50,6 +51,13 @@ type GCP struct {
 	CallTimeout time.Duration
 	// Clock times lease expiry. Set before first use.
 	Clock clock.Clock
+	// LeaseSkew is how far apart the clocks of the lease's clients may be
+	// (default DefaultLeaseSkew). Set before first use.
+	LeaseSkew time.Duration
+
+	seenMu  sync.Mutex
+	seen    map[string]leaseSighting           // lease annotations as first seen, by secret
+	written map[string]*secretmanagerpb.Secret // each secret as our last lease write left it
 }
 
 // NewGCP dials Secret Manager for project (id or number). opts go to the
@@ -207,6 +215,11 @@ func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error
 		default:
 			continue // destroyed: a fake or an old server may ignore the filter
 		}
+		if v.GetScheduledDestroyTime() != nil {
+			// Destroyed already, with Secret Manager's delayed destruction:
+			// disabled until then, never to be enabled or destroyed by us.
+			continue
+		}
 		id := lastSegment(v.GetName())
 		n, err := strconv.ParseInt(id, 10, 64)
 		if err != nil {
@@ -243,10 +256,29 @@ func (g *GCP) Destroy(ctx context.Context, secret, id string) error {
 	return nil
 }
 
-// TryLease writes the lease annotation with the etag just read, so of two
-// writers racing for it exactly one wins; the other sees ErrLeaseHeld. The
-// same holder may take it again, which extends it. A holder that crashes
-// loses the lease when ttl runs out on the GCP's Clock.
+// DefaultLeaseSkew is how far apart two clients' clocks may be before the
+// lease stops protecting them from each other (see TryLease).
+const DefaultLeaseSkew = 30 * time.Second
+
+// MaxLeaseTTL caps the time to live a lease annotation may claim: a value
+// written with a longer one (a misconfigured or hostile client) is judged
+// as if it said MaxLeaseTTL.
+const MaxLeaseTTL = 15 * time.Minute
+
+// TryLease writes the lease annotation, "holder|expiry|ttl", with the etag
+// just read, so of two writers racing for it exactly one wins; the other
+// sees ErrLeaseHeld. The same holder may take it again, which extends it.
+//
+// Another holder's lease is judged on this client's clock alone, never by
+// comparing it with the writer's: it is over once this client has seen the
+// annotation unchanged for the lease's ttl plus LeaseSkew (its holder
+// stopped renewing), or once its written expiry is more than ttl plus
+// LeaseSkew in the past (a lease left by a crash long ago, judged safely
+// while the two clocks are less than ttl plus LeaseSkew apart). An expiry
+// further ahead than ttl plus LeaseSkew can only come from a clock that is
+// fast (a laptop an hour ahead): it is rewritten, same holder, to this
+// client's now plus ttl, so a crashed holder with a fast clock blocks
+// others for about one ttl, not for as long as its clock is wrong.
 func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Duration) (Lease, error) {
 	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
@@ -258,20 +290,86 @@ func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Dura
 	if err != nil {
 		return nil, mapGCPErr("read lease on "+name, err, nil)
 	}
-	now := g.now()
-	if h, exp, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); ok && h != holder && now.Before(exp) {
-		return nil, fmt.Errorf("lease on %s held by %s until %s: %w", name, h, exp.Format(time.RFC3339), ErrLeaseHeld)
+	lease, err := g.takeLease(ctx, secret, holder, ttl, s)
+	if err != nil && errors.Is(err, ErrLeaseHeld) {
+		// Secret metadata reads are eventually consistent: if our own last
+		// write is newer than what the read showed, its etag is the current
+		// one. Judge and try again on it (the etag decides).
+		if w := g.lastWritten(secret); w != nil && w.GetEtag() != s.GetEtag() {
+			if l, werr := g.takeLease(ctx, secret, holder, ttl, w); werr == nil {
+				return l, nil
+			}
+		}
 	}
-	value := holder + "|" + now.Add(ttl).UTC().Format(time.RFC3339Nano)
-	if err := g.writeLease(ctx, s, value); err != nil {
+	return lease, err
+}
+
+// takeLease judges the lease annotation of s (as read) and, if it is free
+// or ours, writes ours with s's etag.
+func (g *GCP) takeLease(ctx context.Context, secret, holder string, ttl time.Duration, s *secretmanagerpb.Secret) (Lease, error) {
+	name := g.secretName(secret)
+	now := g.now()
+	value := s.GetAnnotations()[LeaseAnnotation]
+	if l, ok := parseLeaseValue(value); ok && l.holder != holder {
+		over, fixed := judgeLease(l, g.sighting(secret, value, now), now, ttl, g.leaseSkew())
+		if fixed != nil {
+			if _, err := g.writeLease(ctx, s, fixed.String()); err == nil {
+				g.sighting(secret, fixed.String(), now)
+			}
+			return nil, fmt.Errorf("lease on %s held by %s (its expiry, %s, was ahead of this clock by more than the allowance: judged as until %s): %w",
+				name, l.holder, l.expiry.Format(time.RFC3339), fixed.expiry.Format(time.RFC3339), ErrLeaseHeld)
+		}
+		if !over {
+			return nil, fmt.Errorf("lease on %s held by %s (expiry %s as written): %w", name, l.holder, l.expiry.Format(time.RFC3339), ErrLeaseHeld)
+		}
+	}
+	lease := &gcpLease{g: g, secret: secret, holder: holder, ttl: ttl}
+	updated, err := g.writeLease(ctx, s, lease.value(now))
+	if err != nil {
 		return nil, err
 	}
-	return &gcpLease{g: g, secret: secret, holder: holder}, nil
+	lease.last = updated
+	return lease, nil
+}
+
+// lastWritten is the secret as our last lease write left it (nil if none).
+func (g *GCP) lastWritten(secret string) *secretmanagerpb.Secret {
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	return g.written[secret]
+}
+
+func (g *GCP) leaseSkew() time.Duration {
+	if g.LeaseSkew > 0 {
+		return g.LeaseSkew
+	}
+	return DefaultLeaseSkew
+}
+
+// sighting returns when this client first saw value as the secret's lease
+// annotation (now, if it never did before or saw another value since).
+func (g *GCP) sighting(secret, value string, now time.Time) time.Time {
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	if g.seen == nil {
+		g.seen = map[string]leaseSighting{}
+	}
+	if s, ok := g.seen[secret]; ok && s.value == value {
+		return s.at
+	}
+	g.seen[secret] = leaseSighting{value: value, at: now}
+	return now
+}
+
+type leaseSighting struct {
+	value string
+	at    time.Time
 }
 
 // writeLease sets (or, with value "", removes) the lease annotation, keeping
-// the other annotations, guarded by the etag s was read with.
-func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value string) error {
+// the other annotations, guarded by the etag s was read with. It returns the
+// secret as written (its new etag).
+func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value string) (*secretmanagerpb.Secret, error) {
 	ann := maps.Clone(s.GetAnnotations())
 	if ann == nil {
 		ann = map[string]string{}
@@ -281,23 +379,71 @@ func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value s
 	} else {
 		ann[LeaseAnnotation] = value
 	}
-	_, err := g.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
+	updated, err := g.client.UpdateSecret(ctx, &secretmanagerpb.UpdateSecretRequest{
 		Secret:     &secretmanagerpb.Secret{Name: s.GetName(), Etag: s.GetEtag(), Annotations: ann},
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"annotations"}},
 	})
 	if err == nil {
-		return nil
+		g.seenMu.Lock()
+		if g.written == nil {
+			g.written = map[string]*secretmanagerpb.Secret{}
+		}
+		g.written[lastSegment(s.GetName())] = updated
+		g.seenMu.Unlock()
+		return updated, nil
 	}
 	if c := status.Code(err); c == codes.FailedPrecondition || c == codes.Aborted {
-		return fmt.Errorf("lease on %s: changed since read (etag): %w", s.GetName(), &gcpError{kind: ErrLeaseHeld, cause: err})
+		return nil, fmt.Errorf("lease on %s: changed since read (etag): %w", s.GetName(), &gcpError{kind: ErrLeaseHeld, cause: err})
 	}
-	return mapGCPErr("write lease on "+s.GetName(), err, nil)
+	return nil, mapGCPErr("write lease on "+s.GetName(), err, nil)
 }
 
 type gcpLease struct {
 	g      *GCP
 	secret string
 	holder string
+	ttl    time.Duration
+
+	mu   sync.Mutex
+	last *secretmanagerpb.Secret // as our last write of the annotation left it (its etag)
+}
+
+func (l *gcpLease) value(now time.Time) string {
+	return leaseValue{holder: l.holder, expiry: now.Add(l.ttl), ttl: l.ttl}.String()
+}
+
+// Renew rewrites the annotation with a new expiry, guarded by the etag of
+// our last write: only a write tells for sure, since reads of a secret's
+// metadata are eventually consistent. If the etag moved (another annotation
+// changed, or someone took the lease) the secret is read again, and the
+// lease renewed only if it still names this holder; otherwise, or if the
+// etag keeps moving, it is ErrLeaseLost.
+func (l *gcpLease) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ctx, cancel := l.g.callCtx(ctx)
+	defer cancel()
+	name := l.g.secretName(l.secret)
+	s := l.last
+	for attempt := 0; ; attempt++ {
+		updated, err := l.g.writeLease(ctx, s, l.value(l.g.now()))
+		if err == nil {
+			l.last = updated
+			return nil
+		}
+		if !errors.Is(err, ErrLeaseHeld) {
+			return err
+		}
+		if attempt == 2 {
+			return fmt.Errorf("renew lease on %s: the secret keeps changing: %w", name, ErrLeaseLost)
+		}
+		if s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
+			return mapGCPErr("renew lease on "+name, err, nil)
+		}
+		if cur, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.holder != l.holder {
+			return fmt.Errorf("renew lease on %s: taken over: %w", name, ErrLeaseLost)
+		}
+	}
 }
 
 // Release removes the annotation if this holder still has it (after expiry
@@ -306,6 +452,16 @@ func (l *gcpLease) Release(ctx context.Context) error {
 	ctx, cancel := l.g.callCtx(ctx)
 	defer cancel()
 	name := l.g.secretName(l.secret)
+	// First with the secret as our last write left it: metadata reads lag,
+	// and if nothing changed since, its etag is the current one.
+	l.mu.Lock()
+	last := l.last
+	l.mu.Unlock()
+	if last != nil {
+		if _, err := l.g.writeLease(ctx, last, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
+			return err
+		}
+	}
 	var err error
 	for range 3 {
 		var s *secretmanagerpb.Secret
@@ -313,29 +469,71 @@ func (l *gcpLease) Release(ctx context.Context) error {
 		if err != nil {
 			return mapGCPErr("release lease on "+name, err, nil)
 		}
-		if h, _, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || h != l.holder {
+		if cur, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.holder != l.holder {
 			return nil // expired and taken over, or already released
 		}
-		if err = l.g.writeLease(ctx, s, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
+		if _, err = l.g.writeLease(ctx, s, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
 			return err
 		}
 	}
 	return fmt.Errorf("release lease on %s: %w", name, err)
 }
 
-// parseLeaseValue splits "holder|expiry" at the last '|'. A value that does
-// not parse is treated as no lease, so a damaged annotation cannot lock the
-// secret forever.
-func parseLeaseValue(v string) (holder string, expiry time.Time, ok bool) {
+// judgeLease judges another holder's lease l on the observer's clock alone
+// (now), first seen unchanged at firstSeen: over once watched unchanged for
+// its ttl plus skew, or once its written expiry is more than its ttl plus
+// skew past; an expiry further ahead than that came from a fast clock, and
+// fixed is the value to write back (same holder, the observer's now + ttl),
+// the lease judged held meanwhile. fallbackTTL is for values that carry no
+// ttl; a ttl above MaxLeaseTTL counts as MaxLeaseTTL.
+func judgeLease(l leaseValue, firstSeen, now time.Time, fallbackTTL, skew time.Duration) (over bool, fixed *leaseValue) {
+	ttl := l.ttl
+	if ttl <= 0 {
+		ttl = fallbackTTL // written by an older version of this code
+	}
+	ttl = min(ttl, MaxLeaseTTL)
+	switch {
+	case l.expiry.After(now.Add(ttl + skew)):
+		return false, &leaseValue{holder: l.holder, expiry: now.Add(ttl), ttl: ttl}
+	case now.Sub(firstSeen) >= ttl+skew, now.After(l.expiry.Add(ttl + skew)):
+		return true, nil // its holder stopped renewing, or it ended long ago
+	default:
+		return false, nil
+	}
+}
+
+// leaseValue is the annotation's content.
+type leaseValue struct {
+	holder string
+	expiry time.Time
+	ttl    time.Duration // 0 when written by an older version ("holder|expiry")
+}
+
+func (v leaseValue) String() string {
+	return v.holder + "|" + v.expiry.UTC().Format(time.RFC3339Nano) + "|" + v.ttl.String()
+}
+
+// parseLeaseValue reads "holder|expiry|ttl" or the older "holder|expiry". A
+// value that does not parse is treated as no lease, so a damaged annotation
+// cannot lock the secret forever.
+func parseLeaseValue(v string) (leaseValue, bool) {
+	var out leaseValue
+	if i := strings.LastIndexByte(v, '|'); i > 0 {
+		if d, err := time.ParseDuration(v[i+1:]); err == nil && d > 0 {
+			out.ttl = d
+			v = v[:i]
+		}
+	}
 	i := strings.LastIndexByte(v, '|')
 	if i <= 0 {
-		return "", time.Time{}, false
+		return leaseValue{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, v[i+1:])
 	if err != nil {
-		return "", time.Time{}, false
+		return leaseValue{}, false
 	}
-	return v[:i], t, true
+	out.holder, out.expiry = v[:i], t
+	return out, true
 }
 
 // gcpError carries both the package's error kind and the original gRPC error,

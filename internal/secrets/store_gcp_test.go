@@ -332,3 +332,106 @@ func TestGCPLeaseDamagedAnnotationDoesNotLockForever(t *testing.T) {
 		t.Fatalf("TryLease over a damaged annotation: %v", err)
 	}
 }
+
+// offsetClock is another client's clock: the shared manual clock plus a
+// constant error.
+type offsetClock struct {
+	c clock.Clock
+	d time.Duration
+}
+
+func (o offsetClock) Now() time.Time { return o.c.Now().Add(o.d) }
+
+// Issue 14 (2): the lease is judged on the observer's clock alone, so a
+// client whose clock is wrong can neither take a fresh lease early nor,
+// having crashed while holding one, block the others for as long as its
+// clock is wrong.
+func TestGCPLeaseOneClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	setup := func(t *testing.T) (*smfake.Server, *clock.Manual) {
+		fake := startFake(t)
+		if err := fake.CreateSecret(project, "tokens"); err != nil {
+			t.Fatal(err)
+		}
+		return fake, clock.NewManual(start)
+	}
+	const ttl = 90 * time.Second
+	t.Run("a client two minutes fast does not take a lease taken a second ago", func(t *testing.T) {
+		t.Parallel()
+		fake, clk := setup(t)
+		a := newGCP(t, fake, clk)
+		fast := newGCP(t, fake, offsetClock{clk, 2 * time.Minute})
+		if _, err := a.TryLease(ctx, "tokens", "worker-a", ttl); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+		if _, err := fast.TryLease(ctx, "tokens", "fleetctl", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+			t.Fatalf("fast client's TryLease: %v, want ErrLeaseHeld", err)
+		}
+		// Nor later while a keeps renewing, however long.
+		for range 5 {
+			clk.Advance(ttl / 2)
+			l, err := a.TryLease(ctx, "tokens", "worker-a", ttl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Renew(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fast.TryLease(ctx, "tokens", "fleetctl", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+				t.Fatalf("fast client's TryLease of a renewed lease: %v, want ErrLeaseHeld", err)
+			}
+		}
+	})
+	t.Run("a crashed holder an hour fast blocks the others for about one ttl", func(t *testing.T) {
+		t.Parallel()
+		fake, clk := setup(t)
+		laptop := newGCP(t, fake, offsetClock{clk, time.Hour})
+		if _, err := laptop.TryLease(ctx, "tokens", "fleetctl-laptop", ttl); err != nil {
+			t.Fatal(err)
+		}
+		// The laptop crashes: its lease is never renewed nor released.
+		w := newGCP(t, fake, clk)
+		clk.Advance(time.Second)
+		if _, err := w.TryLease(ctx, "tokens", "worker", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+			t.Fatalf("TryLease a second after: %v, want ErrLeaseHeld", err)
+		}
+		v := fake.Annotations(project, "tokens")[secrets.LeaseAnnotation]
+		if want := "fleetctl-laptop|" + clk.Now().Add(ttl).UTC().Format(time.RFC3339); !strings.HasPrefix(v, want) {
+			t.Errorf("annotation = %q, want it brought back to this clock (%s…)", v, want)
+		}
+		clk.Advance(ttl + secrets.DefaultLeaseSkew)
+		if _, err := w.TryLease(ctx, "tokens", "worker", ttl); err != nil {
+			t.Fatalf("TryLease after watching it unchanged for ttl plus the allowance: %v", err)
+		}
+	})
+	t.Run("a cold client takes a lease its holder left long ago", func(t *testing.T) {
+		t.Parallel()
+		fake, clk := setup(t)
+		crashed := newGCP(t, fake, clk)
+		if _, err := crashed.TryLease(ctx, "tokens", "worker-old", ttl); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2*ttl + secrets.DefaultLeaseSkew + time.Second)
+		if _, err := newGCP(t, fake, clk).TryLease(ctx, "tokens", "worker-new", ttl); err != nil {
+			t.Fatalf("cold TryLease of a lease that ended a ttl ago: %v", err)
+		}
+	})
+	t.Run("a lease claiming an absurd ttl is judged by the cap", func(t *testing.T) {
+		t.Parallel()
+		fake, clk := setup(t)
+		greedy := newGCP(t, fake, clk)
+		if _, err := greedy.TryLease(ctx, "tokens", "greedy", 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		w := newGCP(t, fake, clk)
+		if _, err := w.TryLease(ctx, "tokens", "worker", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+			t.Fatalf("TryLease: %v, want ErrLeaseHeld", err)
+		}
+		clk.Advance(secrets.MaxLeaseTTL + secrets.DefaultLeaseSkew)
+		if _, err := w.TryLease(ctx, "tokens", "worker", ttl); err != nil {
+			t.Fatalf("TryLease after the capped ttl: %v", err)
+		}
+	})
+}

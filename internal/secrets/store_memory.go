@@ -17,15 +17,54 @@ var _ Store = (*Memory)(nil)
 // (versions 1, 2, …; a destroyed version keeps its number but loses its
 // payload; latest is the highest number whatever its state) with two
 // conveniences: Add creates an unknown secret, and faults can be injected per
-// operation. Safe for concurrent use.
+// operation — before it touches state (FailNext) or after it committed
+// (FailNextAfterCommit, an ambiguous failure). SetLag makes latest and the
+// listing eventually consistent, as Secret Manager's are; the lease is
+// judged on the store's clock (one clock for every client) unless
+// SetClientClock gives a holder its own. Safe for concurrent use.
 type Memory struct {
 	clk clock.Clock
 
-	mu      sync.Mutex
-	secrets map[string][]memVersion // index i holds version i+1
-	leases  map[string]memLeaseState
-	faults  map[string]memFault
-	calls   map[string]int
+	mu        sync.Mutex
+	secrets   map[string][]memVersion // index i holds version i+1
+	leases    map[string]memLeaseState
+	faults    map[string]memFault
+	after     map[string]memFault // faults that strike after the operation committed
+	calls     map[string]int
+	leaseSeq  int64
+	lag       time.Duration
+	clients   map[string]clock.Clock // holder → its own clock (SetClientClock)
+	sightings map[string]memSighting // observer holder + secret → the lease as first seen
+}
+
+type memSighting struct {
+	seq    int64
+	expiry time.Time
+	at     time.Time
+}
+
+// SetClientClock makes holder's leases client-judged, as Secret Manager's
+// annotation lease is (see GCP.TryLease): from now on the leases holder
+// takes and renews are written with clk's time, and holder judges the
+// others' on clk alone, with DefaultLeaseSkew. Tests give instances clocks
+// that are off this way; without it the store's own clock judges every
+// lease.
+func (m *Memory) SetClientClock(holder string, clk clock.Clock) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.clients == nil {
+		m.clients = map[string]clock.Clock{}
+		m.sightings = map[string]memSighting{}
+	}
+	m.clients[holder] = clk
+}
+
+// holderNow is holder's time. Callers hold m.mu.
+func (m *Memory) holderNow(holder string) (time.Time, bool) {
+	if c, ok := m.clients[holder]; ok {
+		return c.Now(), true
+	}
+	return m.clk.Now(), false
 }
 
 type memVersion struct {
@@ -37,6 +76,8 @@ type memVersion struct {
 type memLeaseState struct {
 	holder string
 	expiry time.Time
+	ttl    time.Duration
+	seq    int64 // which TryLease took it: a re-take by the same holder is a new lease
 }
 
 type memFault struct {
@@ -52,6 +93,7 @@ const (
 	OpVersions = "versions"
 	OpDestroy  = "destroy"
 	OpLease    = "lease"
+	OpRenew    = "renew" // Lease.Renew
 )
 
 // NewMemory returns an empty Memory store whose leases expire on clk.
@@ -64,12 +106,76 @@ func NewMemory(clk clock.Clock) *Memory {
 		secrets: make(map[string][]memVersion),
 		leases:  make(map[string]memLeaseState),
 		faults:  make(map[string]memFault),
+		after:   make(map[string]memFault),
 		calls:   make(map[string]int),
 	}
 }
 
+// FailNextAfterCommit makes the next n calls of op do their work and then
+// fail with err, as a call whose deadline passed after the store committed
+// does: the caller cannot tell whether it happened. n <= 0 clears it.
+func (m *Memory) FailNextAfterCommit(op string, err error, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n <= 0 || err == nil {
+		delete(m.after, op)
+		return
+	}
+	m.after[op] = memFault{err: err, n: n}
+}
+
+// afterCommit returns the injected after-commit fault for op, if any.
+// Callers hold m.mu.
+func (m *Memory) afterCommit(op, secret string) error {
+	f, ok := m.after[op]
+	if !ok {
+		return nil
+	}
+	if f.n--; f.n <= 0 {
+		delete(m.after, op)
+	} else {
+		m.after[op] = f
+	}
+	return fmt.Errorf("memory %s %s: after commit: %w", op, secret, f.err)
+}
+
+// SetLag makes Latest and Versions eventually consistent: they see only
+// the versions added at least d ago on the store's clock (and a newer
+// version's destruction not at all), as Secret Manager's latest alias and
+// listing may for minutes, even hours
+// (https://cloud.google.com/secret-manager/docs/reference/consistency).
+// Get by number always sees everything. 0 turns it off.
+func (m *Memory) SetLag(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lag = max(d, 0)
+}
+
+// visible is how many versions latest and the listing see. Callers hold m.mu.
+func (m *Memory) visible(secret string) int {
+	versions := m.secrets[secret]
+	if m.lag <= 0 {
+		return len(versions)
+	}
+	cut := m.clk.Now().Add(-m.lag)
+	n := len(versions)
+	for n > 0 && versions[n-1].created.After(cut) {
+		n--
+	}
+	return n
+}
+
+// Delete deletes the secret with all its versions, as an operator may to
+// drop billed versions; Add creates it again, numbered from 1.
+func (m *Memory) Delete(secret string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.secrets, secret)
+	delete(m.leases, secret)
+}
+
 // FailNext makes the next n calls of op (one of the Op… constants: "latest",
-// "get", "add", "versions", "destroy", "lease") fail with err, wrapped, before
+// "get", "add", "versions", "destroy", "lease", "renew") fail with err, wrapped, before
 // they touch any state. A later FailNext for the same op replaces the earlier.
 func (m *Memory) FailNext(op string, err error, n int) {
 	m.mu.Lock()
@@ -114,11 +220,11 @@ func (m *Memory) Latest(ctx context.Context, secret string) (Version, error) {
 	if err := m.begin(ctx, OpLatest, secret); err != nil {
 		return Version{}, err
 	}
-	versions := m.secrets[secret]
-	if len(versions) == 0 {
+	n := m.visible(secret)
+	if n == 0 {
 		return Version{}, fmt.Errorf("latest %s: %w", secret, ErrNotFound)
 	}
-	return m.read(secret, int64(len(versions)))
+	return m.read(secret, int64(n))
 }
 
 // Get returns version id; ErrVersionUnavailable if it is destroyed.
@@ -163,6 +269,9 @@ func (m *Memory) Add(ctx context.Context, secret string, payload []byte) (string
 		p = []byte{}
 	}
 	m.secrets[secret] = append(m.secrets[secret], memVersion{payload: p, created: m.clk.Now(), state: StateEnabled})
+	if err := m.afterCommit(OpAdd, secret); err != nil {
+		return "", err
+	}
 	return strconv.Itoa(len(m.secrets[secret])), nil
 }
 
@@ -178,7 +287,7 @@ func (m *Memory) Versions(ctx context.Context, secret string) ([]VersionInfo, er
 		return nil, fmt.Errorf("versions %s: %w", secret, ErrNotFound)
 	}
 	var infos []VersionInfo
-	for i := len(versions) - 1; i >= 0; i-- {
+	for i := m.visible(secret) - 1; i >= 0; i-- {
 		if versions[i].state == StateDestroyed {
 			continue
 		}
@@ -235,25 +344,68 @@ func (m *Memory) TryLease(ctx context.Context, secret, holder string, ttl time.D
 	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
 	}
-	now := m.clk.Now()
-	if cur, ok := m.leases[secret]; ok && cur.holder != holder && now.Before(cur.expiry) {
-		return nil, fmt.Errorf("lease %s: %w", secret, ErrLeaseHeld)
+	now, client := m.holderNow(holder)
+	if cur, ok := m.leases[secret]; ok && cur.holder != holder {
+		if !client {
+			if now.Before(cur.expiry) {
+				return nil, fmt.Errorf("lease %s: %w", secret, ErrLeaseHeld)
+			}
+		} else {
+			key := holder + "\x00" + secret
+			first := now
+			if s, ok := m.sightings[key]; ok && s.seq == cur.seq && s.expiry.Equal(cur.expiry) {
+				first = s.at
+			} else {
+				m.sightings[key] = memSighting{seq: cur.seq, expiry: cur.expiry, at: now}
+			}
+			over, fixed := judgeLease(leaseValue{holder: cur.holder, expiry: cur.expiry, ttl: cur.ttl}, first, now, ttl, DefaultLeaseSkew)
+			if fixed != nil {
+				cur.expiry = fixed.expiry
+				m.leases[secret] = cur
+				m.sightings[key] = memSighting{seq: cur.seq, expiry: cur.expiry, at: now}
+			}
+			if !over {
+				return nil, fmt.Errorf("lease %s held by %s: %w", secret, cur.holder, ErrLeaseHeld)
+			}
+		}
 	}
-	m.leases[secret] = memLeaseState{holder: holder, expiry: now.Add(ttl)}
-	return &memLease{m: m, secret: secret, holder: holder}, nil
+	m.leaseSeq++
+	m.leases[secret] = memLeaseState{holder: holder, expiry: now.Add(ttl), ttl: ttl, seq: m.leaseSeq}
+	// An earlier lease of the same holder is superseded: its Renew fails.
+	return &memLease{m: m, secret: secret, holder: holder, ttl: ttl, seq: m.leaseSeq}, nil
 }
 
 type memLease struct {
 	m      *Memory
 	secret string
 	holder string
+	ttl    time.Duration
+	seq    int64
+}
+
+// Renew extends the lease if nobody took it over, even after it expired:
+// only another TryLease or a Release ends it for its holder.
+func (l *memLease) Renew(ctx context.Context) error {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	if err := l.m.begin(ctx, OpRenew, l.secret); err != nil {
+		return err
+	}
+	cur, ok := l.m.leases[l.secret]
+	if !ok || cur.seq != l.seq {
+		return fmt.Errorf("renew lease %s: %w", l.secret, ErrLeaseLost)
+	}
+	now, _ := l.m.holderNow(l.holder)
+	cur.expiry = now.Add(l.ttl)
+	l.m.leases[l.secret] = cur
+	return nil
 }
 
 // Release gives the lease up if this holder still has it; otherwise it does nothing.
 func (l *memLease) Release(context.Context) error {
 	l.m.mu.Lock()
 	defer l.m.mu.Unlock()
-	if cur, ok := l.m.leases[l.secret]; ok && cur.holder == l.holder {
+	if cur, ok := l.m.leases[l.secret]; ok && cur.seq == l.seq {
 		delete(l.m.leases, l.secret)
 	}
 	return nil

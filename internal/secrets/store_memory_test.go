@@ -91,3 +91,37 @@ func TestMemoryActiveVersions(t *testing.T) {
 		t.Fatalf("ActiveVersions = %d, want 2", n)
 	}
 }
+
+// SetClientClock makes the memory lease judged the way the Secret Manager
+// one is (TestGCPLeaseOneClock): on the observer's clock alone.
+func TestMemoryClientJudgedLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const ttl = 90 * time.Second
+	clk := clock.NewManual(start)
+	m := secrets.NewMemory(clk)
+	m.SetClientClock("fast", offsetClock{clk, 2 * time.Minute})
+	m.SetClientClock("laptop", offsetClock{clk, time.Hour})
+	m.SetClientClock("worker", clk)
+	if _, err := m.TryLease(ctx, "s", "worker", ttl); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	if _, err := m.TryLease(ctx, "s", "fast", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+		t.Fatalf("a client two minutes fast took a lease taken a second ago: %v", err)
+	}
+	clk.Advance(ttl + secrets.DefaultLeaseSkew)
+	laptop, err := m.TryLease(ctx, "s", "laptop", ttl) // watched unchanged for ttl + skew
+	if err != nil {
+		t.Fatalf("TryLease of a lease left unrenewed: %v", err)
+	}
+	_ = laptop // the laptop crashes holding it, its clock an hour fast
+	clk.Advance(time.Second)
+	if _, err := m.TryLease(ctx, "s", "worker", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
+		t.Fatalf("TryLease right after: %v, want ErrLeaseHeld", err)
+	}
+	clk.Advance(ttl + secrets.DefaultLeaseSkew)
+	if _, err := m.TryLease(ctx, "s", "worker", ttl); err != nil {
+		t.Fatalf("a crashed holder an hour fast still blocks after about one ttl: %v", err)
+	}
+}

@@ -312,6 +312,14 @@ func TestStoreLeaseExpires(t *testing.T) {
 			t.Fatalf("TryLease before the extended expiry: %v, want ErrLeaseHeld", err)
 		}
 		clk.Advance(2 * time.Second)
+		if b.name == "gcp" {
+			// Judged on b's own clock: over once b has seen it unchanged
+			// for its ttl plus the skew allowance (TestGCPLeaseOneClock).
+			if _, err := s.TryLease(ctx, "tokens", "worker-b", time.Minute); !errors.Is(err, secrets.ErrLeaseHeld) {
+				t.Fatalf("TryLease just after the written expiry: %v, want ErrLeaseHeld", err)
+			}
+			clk.Advance(time.Minute + secrets.DefaultLeaseSkew)
+		}
 		if _, err := s.TryLease(ctx, "tokens", "worker-b", time.Minute); err != nil {
 			t.Fatalf("TryLease after expiry: %v", err)
 		}
@@ -321,6 +329,51 @@ func TestStoreLeaseExpires(t *testing.T) {
 		}
 		if _, err := s.TryLease(ctx, "tokens", "worker-c", time.Minute); !errors.Is(err, secrets.ErrLeaseHeld) {
 			t.Fatalf("TryLease after a stale Release: %v, want ErrLeaseHeld (b still holds it)", err)
+		}
+	})
+}
+
+// Renew extends a lease only while nobody took it over: after another
+// holder took an expired lease (its holder stalled), or after Release, it
+// is ErrLeaseLost, the check a holder makes before writing.
+func TestStoreLeaseRenew(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend, s secrets.Store, create func(string), clk *clock.Manual) {
+		ctx := context.Background()
+		create("tokens")
+		a, err := s.TryLease(ctx, "tokens", "worker-a", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			clk.Advance(50 * time.Second)
+			if err := a.Renew(ctx); err != nil {
+				t.Fatalf("Renew while held: %v", err)
+			}
+			if _, err := s.TryLease(ctx, "tokens", "worker-b", time.Minute); !errors.Is(err, secrets.ErrLeaseHeld) {
+				t.Fatalf("TryLease of a renewed lease: %v, want ErrLeaseHeld", err)
+			}
+		}
+		if b.leaseTTL {
+			// a stalls: no renewal for longer than the lease can be judged held.
+			clk.Advance(10 * time.Minute)
+			bl, err := s.TryLease(ctx, "tokens", "worker-b", time.Minute)
+			if err != nil {
+				t.Fatalf("TryLease of a lease its holder stopped renewing: %v", err)
+			}
+			if err := a.Renew(ctx); !errors.Is(err, secrets.ErrLeaseLost) {
+				t.Fatalf("stalled holder's Renew after a takeover: %v, want ErrLeaseLost", err)
+			}
+			if err := bl.Renew(ctx); err != nil {
+				t.Fatalf("new holder's Renew: %v", err)
+			}
+			a = bl
+		}
+		if err := a.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Renew(ctx); !errors.Is(err, secrets.ErrLeaseLost) {
+			t.Fatalf("Renew after Release: %v, want ErrLeaseLost", err)
 		}
 	})
 }

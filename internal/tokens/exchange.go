@@ -46,6 +46,10 @@ type Issued struct {
 	TokenType    string
 	Scope        string
 	ExpiresIn    time.Duration // 0 if Tesla sent none
+	// Unrotated: a refresh answered without a new refresh token. The oauth2
+	// library then copies the one sent into the answer, so RefreshToken is
+	// that spent token, still in use.
+	Unrotated bool
 }
 
 func (e *Exchanger) config(c Client, redirectURL string) *oauth2.Config {
@@ -83,6 +87,12 @@ func (e *Exchanger) Refresh(ctx context.Context, c Client, refreshToken string) 
 	tok, err := src.Token()
 	if err != nil {
 		return Issued{}, classify(err)
+	}
+	if tok.RefreshToken == "" || tok.RefreshToken == refreshToken {
+		tok.RefreshToken = refreshToken
+		out, err := issued(tok)
+		out.Unrotated = true
+		return out, err
 	}
 	return issued(tok)
 }

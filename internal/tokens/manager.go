@@ -4,6 +4,12 @@
 // persists the result — the single writer of the fleet-tokens secret. It
 // knows nothing about HTTP: the worker's handlers, the CLI and the tests all
 // call the same Manager.
+//
+// The files follow the concerns: this one holds the public surface and the
+// flights; ensure.go decides and recovers (which refresh token to spend),
+// persist.go writes what Tesla issued and prunes, lease.go is the writer
+// lease across processes, store.go reads the store (never stepping back
+// below a version already seen), status.go is the health seen from memory.
 package tokens
 
 import (
@@ -11,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +24,6 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 )
 
@@ -49,14 +53,27 @@ type Config struct {
 	LegacySecret       string        // default "tesla-refresh-token"
 	RefreshBefore      time.Duration // refresh when less than this is left; default 30 min
 	KeepVersions       int           // versions kept whatever their age; default 3
-	GraceKeep          time.Duration // versions younger than this are never destroyed; default 25 h (Tesla's grace is 24 h)
-	LeaseTTL           time.Duration // how long a crashed holder can block others; default 90 s
-	LeaseWait          time.Duration // how long Ensure waits for another writer; default 60 s
-	PersistBudget      time.Duration // how long a store write after a rotation is retried; default 30 s
-	RetryBase          time.Duration // first backoff of a store retry; default 200 ms
-	FlightTimeout      time.Duration // bound on one refresh flight; default 2 min
-	MaxRecoveryTries   int           // older versions tried during recovery; default 10
-	Holder             string        // lease holder id; default hostname-pid
+	// GraceKeep: a version whose refresh token was spent less than this ago
+	// (its successor is younger) is never destroyed; default 25 h (Tesla's
+	// grace is 24 h).
+	GraceKeep time.Duration
+	// RotateWithin: a refresh token Tesla answered without replacing it is
+	// spent again once this long has passed since its first use, to get a
+	// real rotation while Tesla's 24 h grace still holds; default 20 h.
+	RotateWithin time.Duration
+	// LeaseTTL is how long a holder that stopped renewing (crashed, starved)
+	// blocks others. It is always more than FlightTimeout + PersistBudget,
+	// the longest a flight can take, so a lease outlives its flight even
+	// when no renewal gets through; default that sum plus 30 s.
+	LeaseTTL time.Duration
+	// LeaseRenewEvery: how often a running flight renews its lease; default LeaseTTL/3.
+	LeaseRenewEvery  time.Duration
+	LeaseWait        time.Duration // how long Ensure waits for another writer; default 60 s
+	PersistBudget    time.Duration // how long a store write after a rotation is retried; default 30 s
+	RetryBase        time.Duration // first backoff of a store retry; default 200 ms
+	FlightTimeout    time.Duration // bound on one refresh flight; default 2 min
+	MaxRecoveryTries int           // distinct older refresh tokens tried during recovery; default 10
+	Holder           string        // lease holder id; default hostname-pid
 }
 
 func (c Config) withDefaults() Config {
@@ -76,11 +93,15 @@ func (c Config) withDefaults() Config {
 	str(&c.LegacySecret, "tesla-refresh-token")
 	dur(&c.RefreshBefore, 30*time.Minute)
 	dur(&c.GraceKeep, 25*time.Hour)
-	dur(&c.LeaseTTL, 90*time.Second)
+	dur(&c.RotateWithin, DefaultRotateWithin)
 	dur(&c.LeaseWait, 60*time.Second)
 	dur(&c.PersistBudget, 30*time.Second)
 	dur(&c.RetryBase, 200*time.Millisecond)
 	dur(&c.FlightTimeout, 2*time.Minute)
+	if longest := c.FlightTimeout + c.PersistBudget; c.LeaseTTL <= longest {
+		c.LeaseTTL = longest + 30*time.Second
+	}
+	dur(&c.LeaseRenewEvery, c.LeaseTTL/3)
 	if c.KeepVersions <= 0 {
 		c.KeepVersions = 3
 	}
@@ -94,6 +115,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// DefaultRotateWithin is Config.RotateWithin's default.
+const DefaultRotateWithin = 20 * time.Hour
+
 // Action says what Ensure or Migrate did.
 type Action string
 
@@ -104,16 +128,36 @@ const (
 	ActionMigrated  Action = "migrated"
 )
 
+// Legacy says what Migrate found in the legacy secret.
+type Legacy string
+
+// Legacy outcomes ("" when Migrate did not look).
+const (
+	LegacyAbsent   Legacy = "absent"   // no legacy secret, or it is empty
+	LegacyAdopted  Legacy = "adopted"  // its token was spent now and the pair stored
+	LegacyKnown    Legacy = "known"    // adopted before (or stored): not spent again
+	LegacyRejected Legacy = "rejected" // Tesla no longer accepts it
+)
+
 // Result is the outcome of Ensure or Migrate. It carries no token.
 type Result struct {
 	Action    Action
 	ExpiresAt time.Time
 	Version   string
+	// Rotated is false when Tesla answered a refresh without a new refresh
+	// token (the one sent stays in use; see Config.RotateWithin).
+	Rotated bool
+	Legacy  Legacy
 }
 
 // EnsureOptions modify Ensure.
 type EnsureOptions struct {
 	Force bool // refresh even a valid pair
+	// RejectedVersion names the version whose access token the Fleet API
+	// refused (a reader's 401): refresh only if the store holds nothing
+	// newer than it; a newer version is taken as it is (Force then does not
+	// apply).
+	RejectedVersion string
 }
 
 // Manager is the single writer of the fleet-tokens secret.
@@ -124,18 +168,13 @@ type Manager struct {
 	log      *zap.Logger
 	cfg      Config
 	flight   singleflight.Group
+	writer   chan struct{} // one lease holder per process: see acquire
 
-	mu        sync.Mutex
-	client    *Client       // cached client registration
-	current   *Pair         // last pair seen in or written to the store
-	curVer    string        // its version
-	pending   *Pair         // issued by Tesla, not yet stored
-	writer    chan struct{} // one lease holder per process: see acquire
-	checked   time.Time
-	missing   bool
-	reauth    bool
-	lastError string
-	lastRefr  time.Time
+	mu      sync.Mutex
+	client  *Client // cached client registration
+	seen    seen    // the newest pair read or written (store.go)
+	pending *Pair   // issued by Tesla, not yet stored
+	health  health  // what Status reports (status.go)
 }
 
 // A pair Tesla issued whose store write failed is kept as pending. It is not
@@ -165,15 +204,45 @@ func (m *Manager) Config() Config { return m.cfg }
 // rotated the token, the result must be stored.
 func (m *Manager) Ensure(ctx context.Context, opts EnsureOptions) (Result, error) {
 	key := "ensure"
-	if opts.Force {
+	switch {
+	case opts.RejectedVersion != "":
+		key = "rejected-version:" + opts.RejectedVersion
+	case opts.Force:
 		key = "force"
 	}
-	return m.fly(ctx, key, func(fctx context.Context) (Result, error) { return m.ensure(fctx, opts.Force) })
+	w := want{force: opts.Force, rejectedVersion: opts.RejectedVersion}
+	return m.fly(ctx, key, func(fctx context.Context) (Result, error) { return m.ensure(fctx, w) })
+}
+
+// TokenRejected is told that the Fleet API refused accessToken (HTTP 401).
+// If the store holds another pair by now (another instance, a revision
+// overlapping a deploy or `fleetctl refresh --force` rotated it), that one
+// is used from now on; if it still holds the refused one, the pair is
+// refreshed. It returns once AccessToken hands out another token, or with
+// the reason none can be had. Concurrent calls for one token share one
+// flight (fleet.TokenRenewer).
+func (m *Manager) TokenRejected(ctx context.Context, accessToken string) error {
+	if cur, ok := m.Current(); ok && cur.AccessToken != accessToken && cur.FreshAt(m.clock.Now(), 0) {
+		return nil // another caller's rejection already moved us on
+	}
+	m.log.Warn("the Fleet API refused the access token; re-reading the store")
+	key := "rejected:" + HashToken(accessToken)
+	_, err := m.fly(ctx, key, func(fctx context.Context) (Result, error) {
+		return m.ensure(fctx, want{rejected: accessToken})
+	})
+	if err != nil {
+		return err
+	}
+	if cur, ok := m.Current(); !ok || cur.AccessToken == accessToken {
+		return fmt.Errorf("%w: the store still holds the refused access token", ErrUpstreamUnavailable)
+	}
+	return nil
 }
 
 // Migrate runs the recovery step on demand: adopt the legacy secret's
-// refresh token when it is one we have not stored yet, else make sure the
-// stored chain works, falling back to older versions and the legacy token.
+// refresh token when it is one we have not adopted or stored yet, else make
+// sure the stored chain works, falling back to older versions and the
+// legacy token. Result.Legacy says what it found in the legacy secret.
 func (m *Manager) Migrate(ctx context.Context) (Result, error) {
 	return m.fly(ctx, "migrate", m.migrate)
 }
@@ -184,22 +253,17 @@ func (m *Manager) Migrate(ctx context.Context) (Result, error) {
 func (m *Manager) AccessToken(ctx context.Context) (string, error) {
 	// A pair this process read or wrote and that is still fresh serves
 	// without a store read: a charging cycle asks once per Fleet call.
-	m.mu.Lock()
-	if m.current != nil && m.current.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
-		tok := m.current.AccessToken
-		m.mu.Unlock()
-		return tok, nil
+	if cur, ver, ok := m.currentVersion(); ok && m.satisfied(cur, ver, want{}, m.clock.Now()) {
+		return cur.AccessToken, nil
 	}
-	m.mu.Unlock()
 	if _, err := m.Ensure(ctx, EnsureOptions{}); err != nil {
 		return "", err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.current == nil || !m.current.Usable() {
+	cur, ok := m.Current()
+	if !ok || !cur.Usable() {
 		return "", fmt.Errorf("%w: no usable pair after ensure", ErrStoreUnavailable)
 	}
-	return m.current.AccessToken, nil
+	return cur.AccessToken, nil
 }
 
 func (m *Manager) fly(ctx context.Context, key string, fn func(context.Context) (Result, error)) (Result, error) {
@@ -219,340 +283,43 @@ func (m *Manager) fly(ctx context.Context, key string, fn func(context.Context) 
 	}
 }
 
-func (m *Manager) ensure(ctx context.Context, force bool) (Result, error) {
-	now := m.clock.Now()
-	cur, ver, err := m.readLatest(ctx)
-	if errors.Is(err, ErrStoreUnavailable) {
-		return Result{}, err
-	}
-	if err == nil && !force && cur.FreshAt(now, m.cfg.RefreshBefore) {
-		return Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
-	}
-
-	lease, done, err := m.acquire(ctx, force)
-	if err != nil || done != nil {
-		return deref(done), err
-	}
-	defer m.release(lease)
-
-	// Re-read under the lease: another instance may just have refreshed.
-	cur, ver, err = m.readLatest(ctx)
-	if errors.Is(err, ErrStoreUnavailable) {
-		return Result{}, err
-	}
-	if err == nil && !force && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
-		return Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
-	}
-	tried := map[string]bool{}
-	if err == nil {
-		res, rerr := m.refreshWith(ctx, cur.RefreshToken, ver, cur, "refresh")
-		if rerr == nil || !errors.Is(rerr, errLoginRequired) {
-			return res, rerr
-		}
-		tried[cur.RefreshToken] = true
-		m.log.Warn("stored refresh token rejected; trying older versions and the legacy secret",
-			logging.Token("refresh_token", cur.RefreshToken), zap.String("version", ver))
-	} else {
-		m.log.Warn("stored token pair unusable; trying older versions and the legacy secret",
-			zap.String("version", ver), zap.Error(err))
-	}
-	return m.recover(ctx, ver, cur, tried)
-}
-
-func (m *Manager) migrate(ctx context.Context) (Result, error) {
-	lease, _, err := m.acquire(ctx, true)
-	if err != nil {
-		return Result{}, err
-	}
-	defer m.release(lease)
-
-	cur, ver, rerr := m.readLatest(ctx)
-	if errors.Is(rerr, ErrStoreUnavailable) {
-		return Result{}, rerr
-	}
-	cands, err := m.candidates(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	tried := map[string]bool{}
-	// A legacy token we have never stored is news (a login made with the old
-	// system's script): adopt it first.
-	if legacy := cands[len(cands)-1]; legacy.source == sourceLegacy && !legacy.known {
-		res, err := m.refreshWith(ctx, legacy.token, ver, cur, sourceLegacy)
-		if err == nil {
-			res.Action = ActionMigrated
-			return res, nil
-		}
-		if !errors.Is(err, errLoginRequired) {
-			return Result{}, err
-		}
-		tried[legacy.token] = true
-	}
-	if rerr == nil && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
-		return Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
-	}
-	return m.tryCandidates(ctx, cands, ver, cur, tried)
-}
-
-const sourceLegacy = "migrate:legacy"
-
-type candidate struct {
-	token  string
-	source string
-	known  bool // the legacy token is stored in a version, or was spent for one
-}
-
-// candidates lists refresh tokens worth trying, newest first: those of the
-// stored versions (one of them may still be inside Tesla's 24 h grace), then
-// the legacy secret's. The legacy entry is always last (empty if absent).
-func (m *Manager) candidates(ctx context.Context) ([]candidate, error) {
-	var out []candidate
-	m.mu.Lock()
-	if m.pending != nil {
-		out = append(out, candidate{token: m.pending.RefreshToken, source: "migrate:unstored"})
-	}
-	m.mu.Unlock()
-	seen := map[string]bool{}  // refresh tokens stored in a version
-	spent := map[string]bool{} // hashes of refresh tokens already exchanged
-	versions, err := m.store.Versions(ctx, m.cfg.FleetSecret)
-	if err != nil && !errors.Is(err, secrets.ErrNotFound) {
-		return nil, storeErr("list versions", m.cfg.FleetSecret, err)
-	}
-	for i, v := range versions {
-		if i >= m.cfg.MaxRecoveryTries {
-			break
-		}
-		sv, err := m.store.Get(ctx, m.cfg.FleetSecret, v.ID)
+// Login stores the first pair of a new chain, from an authorization-code
+// exchange (fleetctl login). A login cycles out the refresh token a worker
+// may be spending right now, so it runs under the same lease as a refresh,
+// and its result is persisted the same way: retried, and never reported as
+// stored unless it was. exchange runs only once the lease is held.
+func (m *Manager) Login(ctx context.Context, exchange func(context.Context) (Issued, error)) (Result, error) {
+	return m.fly(ctx, "login", func(fctx context.Context) (Result, error) {
+		lease, _, err := m.acquire(fctx, want{force: true})
 		if err != nil {
-			if isTransientStore(err) {
-				return nil, storeErr("read version "+v.ID, m.cfg.FleetSecret, err)
-			}
-			continue
-		}
-		p, err := ParsePair(sv.Payload)
-		if p.SpentRefreshHash != "" {
-			spent[p.SpentRefreshHash] = true
-		}
-		if p.RefreshToken == "" || seen[p.RefreshToken] {
-			if err != nil {
-				m.log.Warn("skipping unreadable token version", zap.String("version", v.ID), zap.Error(err))
-			}
-			continue
-		}
-		seen[p.RefreshToken] = true
-		out = append(out, candidate{token: p.RefreshToken, source: "migrate:version-" + v.ID})
-	}
-	legacy := candidate{source: sourceLegacy}
-	lv, err := m.store.Latest(ctx, m.cfg.LegacySecret)
-	switch {
-	case err == nil:
-		legacy.token = trimToken(lv.Payload)
-		legacy.known = seen[legacy.token] || spent[HashToken(legacy.token)]
-	case isTransientStore(err):
-		return nil, storeErr("read", m.cfg.LegacySecret, err)
-	}
-	return append(out, legacy), nil
-}
-
-// recover is step 3 of Ensure.
-func (m *Manager) recover(ctx context.Context, base string, prev Pair, tried map[string]bool) (Result, error) {
-	cands, err := m.candidates(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	return m.tryCandidates(ctx, cands, base, prev, tried)
-}
-
-func (m *Manager) tryCandidates(ctx context.Context, cands []candidate, base string, prev Pair, tried map[string]bool) (Result, error) {
-	for _, c := range cands {
-		if c.token == "" || tried[c.token] {
-			continue
-		}
-		tried[c.token] = true
-		res, err := m.refreshWith(ctx, c.token, base, prev, c.source)
-		if err == nil {
-			res.Action = ActionMigrated
-			m.log.Info("recovered the token chain", zap.String("from", c.source), zap.String("version", res.Version))
-			return res, nil
-		}
-		if !errors.Is(err, errLoginRequired) {
 			return Result{}, err
 		}
-		m.log.Info("candidate refresh token rejected", zap.String("from", c.source), logging.Token("refresh_token", c.token))
-	}
-	m.mu.Lock()
-	m.reauth = true
-	m.mu.Unlock()
-	return Result{}, ErrReauthRequired
-}
-
-// refreshWith spends one refresh token and persists what Tesla answers.
-func (m *Manager) refreshWith(ctx context.Context, refreshToken, base string, prev Pair, source string) (Result, error) {
-	client, err := m.clientRegistration(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	iss, err := m.endpoint.Refresh(ctx, client, refreshToken)
-	if err != nil {
-		if errors.Is(err, ErrMisconfigured) {
-			m.forgetClient()
+		defer m.release(lease)
+		cur, ver, rerr := m.read(fctx, true)
+		if errors.Is(rerr, ErrStoreUnavailable) {
+			return Result{}, rerr
 		}
-		return Result{}, err
-	}
-	now := m.clock.Now()
-	pair := Pair{
-		AccessToken:           iss.AccessToken,
-		RefreshToken:          iss.RefreshToken,
-		ExpiresAt:             m.expiry(iss, now),
-		RefreshTokenCreatedAt: now,
-		TokenType:             iss.TokenType,
-		Scope:                 iss.Scope,
-		UpdatedAt:             now,
-		Source:                source,
-		SpentRefreshHash:      HashToken(refreshToken),
-	}
-	if iss.RefreshToken == prev.RefreshToken && !prev.RefreshTokenCreatedAt.IsZero() {
-		pair.RefreshTokenCreatedAt = prev.RefreshTokenCreatedAt
-	}
-	m.log.Info("Tesla issued a new token pair",
-		zap.String("source", source), logging.Token("spent_refresh_token", refreshToken),
-		logging.Token("refresh_token", pair.RefreshToken), zap.Time("expires_at", pair.ExpiresAt))
-	return m.persist(ctx, pair, base, prev)
-}
-
-// expiry prefers expires_in (on our clock), then the JWT's exp.
-func (m *Manager) expiry(iss Issued, now time.Time) time.Time {
-	if iss.ExpiresIn > 0 {
-		return now.Add(iss.ExpiresIn).UTC()
-	}
-	if c, err := ParseClaims(iss.AccessToken); err == nil && !c.ExpiresAt.IsZero() {
-		return c.ExpiresAt
-	}
-	return now.Add(8 * time.Hour).UTC()
-}
-
-// persist stores a pair Tesla issued, retrying transient failures. Until it
-// succeeds nobody sees the new access token; if it fails for good the pair is
-// kept in memory as pending and the error is reported — never success.
-func (m *Manager) persist(ctx context.Context, pair Pair, base string, prev Pair) (Result, error) {
-	if prev.SameTokens(pair) && base != "" {
-		m.observe(prev, base)
-		return Result{Action: ActionRefreshed, ExpiresAt: prev.ExpiresAt, Version: base}, nil
-	}
-	payload, err := pair.Marshal()
-	if err != nil {
-		return Result{}, fmt.Errorf("encode tokens: %w", err)
-	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.PersistBudget)
-	defer cancel()
-	var id string
-	wait := m.cfg.RetryBase
-	for attempt := 1; ; attempt++ {
-		id, err = m.store.Add(pctx, m.cfg.FleetSecret, payload)
-		if err == nil || !isTransientStore(err) {
-			break
+		if err := lease.checkRecent(fctx, recentProof); err != nil {
+			return Result{}, err
 		}
-		m.log.Warn("storing the new token pair failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if !sleep(pctx, wait) {
-			break
+		iss, err := exchange(fctx)
+		if err != nil {
+			return Result{}, err
 		}
-		wait = min(wait*2, 5*time.Second)
-	}
-	if err != nil {
+		now := m.clock.Now()
+		pair := Pair{
+			AccessToken: iss.AccessToken, RefreshToken: iss.RefreshToken, ExpiresAt: m.expiry(iss, now),
+			RefreshTokenCreatedAt: now, TokenType: iss.TokenType, Scope: iss.Scope, UpdatedAt: now, Source: "login",
+			// A new chain does not make an adopted legacy token new again.
+			AdoptedLegacy: m.adoptions(cur),
+		}
 		m.mu.Lock()
-		m.pending = &pair
+		m.health.reauth = false
 		m.mu.Unlock()
-		m.log.Error("could not store the new token pair; the stored refresh token stays usable inside Tesla's 24 h grace, and the unstored one is kept as a last resort",
-			zap.Error(err))
-		return Result{}, storeErr("add version", m.cfg.FleetSecret, err)
-	}
-	m.mu.Lock()
-	m.pending = nil
-	m.lastRefr = m.clock.Now()
-	m.mu.Unlock()
-	m.observe(pair, id)
-	m.log.Info("stored the new token pair", zap.String("version", id), zap.Time("expires_at", pair.ExpiresAt))
-	if _, err := m.prune(pctx, id); err != nil {
-		m.log.Warn("pruning old token versions failed", zap.Error(err))
-	}
-	return Result{Action: ActionRefreshed, ExpiresAt: pair.ExpiresAt, Version: id}, nil
-}
-
-// acquire takes the writer lease, waiting while another writer holds it.
-// Inside the process, flights of different kinds (ensure, force, migrate,
-// login) take turns on a one-slot semaphore first: the store's lease may be
-// re-entrant for one holder, and two of our own flights must no more spend a
-// refresh token together than two instances may. While waiting it re-reads:
-// when the other writer has stored a fresh pair (and this is not a forced
-// refresh), there is nothing left to do.
-func (m *Manager) acquire(ctx context.Context, force bool) (secrets.Lease, *Result, error) {
-	wctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseWait)
-	defer cancel()
-	wait := 25 * time.Millisecond
-	for {
-		err := secrets.ErrLeaseHeld
-		select {
-		case m.writer <- struct{}{}:
-			var lease secrets.Lease
-			if lease, err = m.store.TryLease(wctx, m.cfg.FleetSecret, m.cfg.Holder, m.cfg.LeaseTTL); err == nil {
-				return processLease{lease: lease, slot: m.writer}, nil, nil
-			}
-			<-m.writer
-		default:
-		}
-		if !errors.Is(err, secrets.ErrLeaseHeld) {
-			return nil, nil, storeErr("take lease on", m.cfg.FleetSecret, err)
-		}
-		if !force {
-			if cur, ver, rerr := m.readLatest(wctx); rerr == nil && cur.FreshAt(m.clock.Now(), m.cfg.RefreshBefore) {
-				return nil, &Result{Action: ActionNone, ExpiresAt: cur.ExpiresAt, Version: ver}, nil
-			}
-		}
-		if !sleep(wctx, wait) {
-			return nil, nil, fmt.Errorf("%w (waited %s)", ErrBusy, m.cfg.LeaseWait)
-		}
-		wait = min(wait*2, time.Second)
-	}
-}
-
-// processLease is the store's lease plus this process's writer slot.
-type processLease struct {
-	lease secrets.Lease
-	slot  chan struct{}
-}
-
-func (l processLease) Release(ctx context.Context) error {
-	defer func() { <-l.slot }()
-	return l.lease.Release(ctx)
-}
-
-func (m *Manager) release(lease secrets.Lease) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := lease.Release(ctx); err != nil {
-		m.log.Warn("releasing the token lease failed; it expires by itself", zap.Error(err))
-	}
-}
-
-// readLatest reads and parses the newest version. Store trouble is
-// ErrStoreUnavailable (retry later); a missing, destroyed, corrupt or
-// unusable latest is reported with its own error so Ensure can recover.
-func (m *Manager) readLatest(ctx context.Context) (Pair, string, error) {
-	v, err := m.store.Latest(ctx, m.cfg.FleetSecret)
-	if err != nil {
-		if errors.Is(err, secrets.ErrNotFound) || errors.Is(err, secrets.ErrVersionUnavailable) || errors.Is(err, secrets.ErrCorrupt) {
-			m.noteMissing()
-			return Pair{}, v.ID, fmt.Errorf("read %s: %w", m.cfg.FleetSecret, err)
-		}
-		return Pair{}, "", storeErr("read", m.cfg.FleetSecret, err)
-	}
-	p, err := ParsePair(v.Payload)
-	if err != nil {
-		m.noteMissing()
-		return p, v.ID, fmt.Errorf("%s version %s: %w", m.cfg.FleetSecret, v.ID, err)
-	}
-	m.observe(p, v.ID)
-	return p, v.ID, nil
+		res, err := m.persist(fctx, lease, pair, ver, Pair{})
+		res.Rotated = true
+		return res, err
+	})
 }
 
 func (m *Manager) clientRegistration(ctx context.Context) (Client, error) {
@@ -618,45 +385,4 @@ func deref(r *Result) Result {
 		return Result{}
 	}
 	return *r
-}
-
-// versionNumber orders version ids numerically; non-numbers sort first.
-func versionNumber(id string) int64 {
-	n, err := strconv.ParseInt(id, 10, 64)
-	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// Login stores the first pair of a new chain, from an authorization-code
-// exchange (fleetctl login). A login cycles out the refresh token a worker
-// may be spending right now, so it runs under the same lease as a refresh,
-// and its result is persisted the same way: retried, and never reported as
-// stored unless it was. exchange runs only once the lease is held.
-func (m *Manager) Login(ctx context.Context, exchange func(context.Context) (Issued, error)) (Result, error) {
-	return m.fly(ctx, "login", func(fctx context.Context) (Result, error) {
-		lease, _, err := m.acquire(fctx, true)
-		if err != nil {
-			return Result{}, err
-		}
-		defer m.release(lease)
-		_, ver, rerr := m.readLatest(fctx)
-		if errors.Is(rerr, ErrStoreUnavailable) {
-			return Result{}, rerr
-		}
-		iss, err := exchange(fctx)
-		if err != nil {
-			return Result{}, err
-		}
-		now := m.clock.Now()
-		pair := Pair{
-			AccessToken: iss.AccessToken, RefreshToken: iss.RefreshToken, ExpiresAt: m.expiry(iss, now),
-			RefreshTokenCreatedAt: now, TokenType: iss.TokenType, Scope: iss.Scope, UpdatedAt: now, Source: "login",
-		}
-		m.mu.Lock()
-		m.reauth = false
-		m.mu.Unlock()
-		return m.persist(fctx, pair, ver, Pair{})
-	})
 }

@@ -383,16 +383,18 @@ func TestPruneKeepsWhatTheGraceNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := f.clock.Now()
-	for _, v := range versions {
-		if now.Sub(v.Created) > 25*time.Hour && v.ID != versions[0].ID && v.ID != versions[1].ID {
-			t.Errorf("version %s (%s old) should have been destroyed", v.ID, now.Sub(v.Created))
+	for i, v := range versions {
+		// A version's refresh token was spent when the next one was written.
+		if i >= 2 && now.Sub(versions[i-1].Created) > 25*time.Hour {
+			t.Errorf("version %s (token spent %s ago) should have been destroyed", v.ID, now.Sub(versions[i-1].Created))
 		}
 	}
-	// Every version from the last 25 h is still there.
-	if len(versions) < 4 {
-		t.Errorf("only %d versions kept; the last 25 h hold at least 4 refreshes", len(versions))
+	// Every version whose token was spent in the last 25 h is still there:
+	// the newest and the four before it (spent 0, 8, 16 and 24 h ago).
+	if len(versions) < 5 {
+		t.Errorf("only %d versions kept; the last 25 h spent the tokens of 4 older ones", len(versions))
 	}
-	if len(versions) > 5 {
+	if len(versions) > 6 {
 		t.Errorf("%d versions kept; pruning is not working", len(versions))
 	}
 	if mem := f.store.(*secrets.Memory); mem.ActiveVersions("fleet-tokens") != len(versions) {

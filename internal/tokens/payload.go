@@ -26,6 +26,23 @@ type Pair struct {
 	// pair: it lets Migrate recognise a legacy token that was already used
 	// (and must not be spent again) without storing the token itself.
 	SpentRefreshHash string
+	// RefreshTokenUsedAt is set when Tesla answered a refresh without a new
+	// refresh token: when the one still stored was first spent. Tesla keeps
+	// a spent token for 24 h after its first use, so it must be replaced
+	// (spent again, for a real rotation) before then; see RotationDue.
+	RefreshTokenUsedAt time.Time
+	// AdoptedLegacy holds the SHA-256 of legacy refresh tokens adopted from
+	// the old system's secret. Every write carries it forward, so the record
+	// lives as long as the newest version does, whatever pruning destroys,
+	// and Migrate never spends an adopted legacy token again.
+	AdoptedLegacy []string
+}
+
+// RotationDue reports whether the refresh token was spent without a
+// rotation at least within ago: time to spend it again while Tesla's grace
+// still holds.
+func (p Pair) RotationDue(now time.Time, within time.Duration) bool {
+	return !p.RefreshTokenUsedAt.IsZero() && now.Sub(p.RefreshTokenUsedAt) >= within
 }
 
 // HashToken is the one-way digest stored as SpentRefreshHash.
@@ -37,15 +54,17 @@ func HashToken(token string) string {
 // wirePair is the JSON shape. Times are strings so that every format the
 // Python system ever wrote can be read (see parseTime).
 type wirePair struct {
-	AccessToken           string `json:"access_token"`
-	RefreshToken          string `json:"refresh_token"`
-	ExpiresAt             string `json:"expires_at,omitempty"`
-	RefreshTokenCreatedAt string `json:"refresh_token_created_at,omitempty"`
-	TokenType             string `json:"token_type,omitempty"`
-	Scope                 string `json:"scope,omitempty"`
-	UpdatedAt             string `json:"updated_at,omitempty"`
-	Source                string `json:"source,omitempty"`
-	SpentRefreshHash      string `json:"spent_refresh_sha256,omitempty"`
+	AccessToken           string   `json:"access_token"`
+	RefreshToken          string   `json:"refresh_token"`
+	ExpiresAt             string   `json:"expires_at,omitempty"`
+	RefreshTokenCreatedAt string   `json:"refresh_token_created_at,omitempty"`
+	TokenType             string   `json:"token_type,omitempty"`
+	Scope                 string   `json:"scope,omitempty"`
+	UpdatedAt             string   `json:"updated_at,omitempty"`
+	Source                string   `json:"source,omitempty"`
+	SpentRefreshHash      string   `json:"spent_refresh_sha256,omitempty"`
+	RefreshTokenUsedAt    string   `json:"refresh_token_used_at,omitempty"`
+	AdoptedLegacy         []string `json:"adopted_legacy_sha256,omitempty"`
 }
 
 // Usable reports whether the pair has both tokens.
@@ -81,6 +100,7 @@ func ParsePair(data []byte) (Pair, error) {
 		Scope:            w.Scope,
 		Source:           w.Source,
 		SpentRefreshHash: w.SpentRefreshHash,
+		AdoptedLegacy:    w.AdoptedLegacy,
 	}
 	var err error
 	for _, f := range []struct {
@@ -91,6 +111,7 @@ func ParsePair(data []byte) (Pair, error) {
 		{"expires_at", w.ExpiresAt, &p.ExpiresAt},
 		{"refresh_token_created_at", w.RefreshTokenCreatedAt, &p.RefreshTokenCreatedAt},
 		{"updated_at", w.UpdatedAt, &p.UpdatedAt},
+		{"refresh_token_used_at", w.RefreshTokenUsedAt, &p.RefreshTokenUsedAt},
 	} {
 		if f.in == "" {
 			continue
@@ -159,6 +180,8 @@ func (p Pair) Marshal() ([]byte, error) {
 		UpdatedAt:             format(p.UpdatedAt),
 		Source:                p.Source,
 		SpentRefreshHash:      p.SpentRefreshHash,
+		RefreshTokenUsedAt:    format(p.RefreshTokenUsedAt),
+		AdoptedLegacy:         p.AdoptedLegacy,
 	})
 }
 

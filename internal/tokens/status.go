@@ -28,34 +28,51 @@ type Status struct {
 	LastRefreshAt time.Time
 	LastError     string
 	CheckedAt     time.Time
+	// UnrotatedSince is set when Tesla answered a refresh without a new
+	// refresh token: the first use of the one still stored. Tesla's grace
+	// for it ends 24 h later.
+	UnrotatedSince time.Time
+}
+
+// health is what Status reports besides the pair itself.
+type health struct {
+	checked   time.Time
+	missing   bool
+	reauth    bool
+	lastError string
+	lastRefr  time.Time
 }
 
 // Status reports from memory.
 func (m *Manager) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := Status{LastRefreshAt: m.lastRefr, LastError: m.lastError, CheckedAt: m.checked, Version: m.curVer}
+	h, cur := m.health, m.seen.pair
+	st := Status{LastRefreshAt: h.lastRefr, LastError: h.lastError, CheckedAt: h.checked, Version: m.seen.version}
 	now := m.clock.Now()
 	switch {
-	case m.reauth:
+	case h.reauth:
 		st.State = StateReauthRequired
-	case m.checked.IsZero():
+	case h.checked.IsZero():
 		st.State = StateUnknown
-	case m.missing || m.current == nil:
+	case h.missing || cur == nil:
 		st.State = StateMissing
 	default:
-		st.ExpiresAt = m.current.ExpiresAt
+		st.ExpiresAt = cur.ExpiresAt
 		switch {
-		case !m.current.ExpiresAt.After(now):
+		case !cur.ExpiresAt.After(now):
 			st.State = StateExpired
-		case m.current.ExpiresAt.Sub(now) <= m.cfg.RefreshBefore:
+		case cur.ExpiresAt.Sub(now) <= m.cfg.RefreshBefore:
 			st.State = StateExpiring
 		default:
 			st.State = StateValid
 		}
 	}
-	if m.current != nil && st.ExpiresAt.IsZero() {
-		st.ExpiresAt = m.current.ExpiresAt
+	if cur != nil {
+		if st.ExpiresAt.IsZero() {
+			st.ExpiresAt = cur.ExpiresAt
+		}
+		st.UnrotatedSince = cur.RefreshTokenUsedAt
 	}
 	return st
 }
@@ -63,7 +80,7 @@ func (m *Manager) Status() Status {
 // Check reads the store now and reports the status (for `?check=store` and
 // the CLI). It changes nothing in the store.
 func (m *Manager) Check(ctx context.Context) (Status, error) {
-	_, _, err := m.readLatest(ctx)
+	_, _, err := m.read(ctx, false)
 	if errors.Is(err, ErrStoreUnavailable) {
 		m.noteOutcome(err)
 		return m.Status(), err
@@ -76,46 +93,30 @@ func (m *Manager) Check(ctx context.Context) (Status, error) {
 func (m *Manager) Current() (Pair, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.current == nil {
+	if m.seen.pair == nil {
 		return Pair{}, false
 	}
-	return *m.current, true
+	return *m.seen.pair, true
 }
 
-func (m *Manager) observe(p Pair, version string) {
+// currentVersion is Current with its version.
+func (m *Manager) currentVersion() (Pair, string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	// Never step back to an older version than one already seen.
-	if m.current != nil && versionNumber(version) < versionNumber(m.curVer) {
-		return
+	if m.seen.pair == nil {
+		return Pair{}, "", false
 	}
-	cp := p
-	m.current = &cp
-	m.curVer = version
-	m.checked = m.clock.Now()
-	m.missing = false
-	if p.FreshAt(m.checked, 0) {
-		m.reauth = false
-	}
-}
-
-func (m *Manager) noteMissing() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.checked = m.clock.Now()
-	m.missing = true
-	m.current = nil
-	m.curVer = ""
+	return *m.seen.pair, m.seen.version, true
 }
 
 func (m *Manager) noteOutcome(err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err == nil {
-		m.lastError = ""
+		m.health.lastError = ""
 		return
 	}
 	// Our errors never carry token values (see exchange.go's classify), so
 	// the text is safe to show on /health.
-	m.lastError = err.Error()
+	m.health.lastError = err.Error()
 }

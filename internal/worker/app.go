@@ -161,7 +161,10 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 		}
 		stateStore, closeState = s, closeFn
 	}
-	client := fleet.New(cfg.TeslaFleetAPIURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	// A 401 makes the client re-read the store (refresh if it still holds
+	// the refused token) and retry once: another process may have rotated.
+	client := fleet.New(cfg.TeslaFleetAPIURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
+		fleet.WithTokenRenewal(tm))
 	commands, err := buildCommands(ctx, cfg, opts, store, stateStore, client, tm)
 	if err != nil {
 		_ = closeState()
@@ -176,6 +179,9 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 			BatteryKWh: c.BatteryKWh, ChargerKW: c.ChargerKW, Efficiency: c.ChargeEfficiency, ReadyBy: readyBy,
 		},
 		CommandSpacing: c.CommandSpacing,
+		// The cheap hours stay on the car as recurring schedules, so a
+		// plug-in before the next cycle waits for them (charging/standing.go).
+		Standing: tariff,
 	}
 	if c.CommandSpacing == 0 {
 		ccfg.CommandSpacing = -1 // explicit zero: no pause
@@ -207,7 +213,8 @@ func buildCommands(ctx context.Context, cfg Config, opts Options, store secrets.
 		Paths: CommandStore{Store: st, Clock: opts.Clock}}
 	switch mode {
 	case carcmd.ModeProxy:
-		rc.Proxy = fleet.New(cfg.TeslaCommandURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+		rc.Proxy = fleet.New(cfg.TeslaCommandURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
+			fleet.WithTokenRenewal(tm))
 	case carcmd.ModeSign:
 		scfg := carcmd.SignerConfig{
 			Transport: client, KeySecret: cfg.PrivateKeySecret, Clock: opts.Clock, Logger: log,

@@ -6,6 +6,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ type ChargingConfig struct {
 	TariffHolidays       string        `env:"TARIFF_HOLIDAYS"`
 	Timezone             string        `env:"TIMEZONE, default=Europe/Warsaw"`
 	ChargeTargetPercent  int           `env:"CHARGE_TARGET_PERCENT, default=80"`
-	ChargeFloorPercent   int           `env:"CHARGE_FLOOR_PERCENT, default=50"`
+	ChargeFloorPercent   int           `env:"CHARGE_FLOOR_PERCENT, default=20"` // for a car left nearly empty (see validate)
 	BatteryKWh           float64       `env:"BATTERY_KWH, default=75"`
 	ChargerKW            float64       `env:"CHARGER_KW, default=11"`
 	ChargeEfficiency     float64       `env:"CHARGE_EFFICIENCY, default=0.9"`
@@ -70,6 +71,13 @@ type ChargingConfig struct {
 	PlannerAPIKeySecret  string        `env:"PLANNER_API_KEY_SECRET, default=planner-api-key"`
 	PlannerDailyQuota    int           `env:"PLANNER_DAILY_QUOTA, default=30"`
 	State                envcfg.State
+
+	// TariffPricePeak and TariffPriceOffpeak are what a kWh costs at peak
+	// and in the cheap hours, all variable charges included (energy and
+	// distribution; G12 in Poland in 2026: about 1.05 and 0.55 PLN gross).
+	// They price the energy the car took: the simulated year, make bench.
+	TariffPricePeak    float64 `env:"TARIFF_PRICE_PEAK, default=1.05"`
+	TariffPriceOffpeak float64 `env:"TARIFF_PRICE_OFFPEAK, default=0.55"`
 }
 
 // LoadConfig reads the configuration from lookup (the process environment
@@ -155,6 +163,11 @@ func (c ChargingConfig) validate() error {
 	if err := c.State.Validate(); err != nil {
 		return err
 	}
+	// CHARGE_FLOOR_PERCENT is for a car left nearly empty: below it the
+	// plan charges now, cheap or not, up to the floor; above it only in
+	// cheap hours. The default 20 keeps an ordinary evening (a car home at
+	// 40 %) in the cheap hours; the Python system forced charging only
+	// below 30 %.
 	switch {
 	case c.ChargeTargetPercent < 1 || c.ChargeTargetPercent > 100:
 		return fmt.Errorf("CHARGE_TARGET_PERCENT: %d is not 1..100", c.ChargeTargetPercent)
@@ -166,6 +179,10 @@ func (c ChargingConfig) validate() error {
 		return fmt.Errorf("CHARGER_KW: must be positive")
 	case c.ChargeEfficiency <= 0 || c.ChargeEfficiency > 1:
 		return fmt.Errorf("CHARGE_EFFICIENCY: %v must be in (0, 1]", c.ChargeEfficiency)
+	case !(c.TariffPricePeak > 0) || math.IsInf(c.TariffPricePeak, 0):
+		return fmt.Errorf("TARIFF_PRICE_PEAK: %v must be a positive price per kWh", c.TariffPricePeak)
+	case !(c.TariffPriceOffpeak > 0) || math.IsInf(c.TariffPriceOffpeak, 0):
+		return fmt.Errorf("TARIFF_PRICE_OFFPEAK: %v must be a positive price per kWh", c.TariffPriceOffpeak)
 	case c.CommandSpacing < 0:
 		return fmt.Errorf("COMMAND_SPACING: must not be negative")
 	case c.PlannerDailyQuota < 0:

@@ -58,6 +58,16 @@ func ours(list []fleetsim.ChargeSchedule) (n int) {
 	return n
 }
 
+// standing counts our standing schedules (the tariff's cheap hours, recurring).
+func standing(list []fleetsim.ChargeSchedule) (n int) {
+	for _, s := range list {
+		if charging.IsStanding(s.ID) {
+			n++
+		}
+	}
+	return n
+}
+
 func TestCycleAddsLeavesForeignAndIsIdempotent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, fleetsim.Options{})
@@ -80,8 +90,19 @@ func TestCycleAddsLeavesForeignAndIsIdempotent(t *testing.T) {
 	if ours(list) != added || len(list) != added+2 {
 		t.Errorf("car has %d schedules (%d ours), want %d ours plus the 2 foreign ones", len(list), ours(list), added)
 	}
+	// G12's cheap hours stand on the car as two recurring schedules; the
+	// plan's are one-time, each on a single day.
+	planned := ours(list) - standing(list)
+	if standing(list) != 2 || planned == 0 {
+		t.Errorf("want 2 standing schedules and the plan's: %+v", list)
+	}
 	for _, s := range list {
-		if charging.IsOurs(s.ID) && (!s.OneTime || s.DaysOfWeek == 0 || s.DaysOfWeek == 127) {
+		switch {
+		case charging.IsStanding(s.ID):
+			if s.OneTime || s.DaysOfWeek == 0 {
+				t.Errorf("standing schedule %+v must recur", s)
+			}
+		case charging.IsOurs(s.ID) && (!s.OneTime || s.DaysOfWeek == 0 || s.DaysOfWeek == 127):
 			t.Errorf("our schedule %+v must be one-time on a single day", s)
 		}
 	}
@@ -92,16 +113,17 @@ func TestCycleAddsLeavesForeignAndIsIdempotent(t *testing.T) {
 		t.Errorf("second cycle sent %d commands: %s", commands(e)-before, a.raw)
 	}
 
-	// Charged meanwhile: our stale schedules go, the foreign ones stay.
+	// Charged meanwhile: the plan's stale schedules go, the standing and
+	// the foreign ones stay.
 	if err := e.sim.SetCar(testVIN, func(c *fleetsim.CarState) { c.BatteryLevel = 85; c.State = fleetsim.StateOnline }); err != nil {
 		t.Fatal(err)
 	}
 	a = e.cycle()
 	removed := int(a.body["commands"].(map[string]any)["removed"].(float64))
-	if a.status != 200 || removed != added {
-		t.Errorf("after charging: %s (want %d removed)", a.raw, added)
+	if a.status != 200 || removed != planned {
+		t.Errorf("after charging: %s (want %d removed)", a.raw, planned)
 	}
-	if list := e.sim.Schedules(testVIN); ours(list) != 0 || len(list) != 2 {
+	if list := e.sim.Schedules(testVIN); ours(list) != 2 || standing(list) != 2 || len(list) != 4 {
 		t.Errorf("left on the car: %+v", list)
 	}
 	if n := e.sim.FleetRequests(testVIN, fleetsim.CategoryWake); n != 0 {

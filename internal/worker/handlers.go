@@ -90,6 +90,9 @@ type TokensHealth struct {
 	LastRefreshAt *time.Time `json:"last_refresh_at"`
 	LastError     string     `json:"last_error"`
 	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+	// UnrotatedSince: Tesla answered a refresh without a new refresh token;
+	// the stored one was first spent then, and its grace ends 24 h later.
+	UnrotatedSince *time.Time `json:"refresh_token_unrotated_since,omitempty"`
 }
 
 func (h *handlers) health(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +109,7 @@ func (h *handlers) health(w http.ResponseWriter, r *http.Request) {
 		Status: "ok", Service: "worker", Version: h.Version,
 		Tokens: TokensHealth{
 			State: string(st.State), ExpiresAt: timePtr(st.ExpiresAt), LastRefreshAt: timePtr(st.LastRefreshAt),
-			LastError: st.LastError, CheckedAt: timePtr(st.CheckedAt),
+			LastError: st.LastError, CheckedAt: timePtr(st.CheckedAt), UnrotatedSince: timePtr(st.UnrotatedSince),
 		},
 		Commands: h.commandsHealth(),
 	})
@@ -132,14 +135,23 @@ type RefreshRequest struct {
 	Reason      string `json:"reason,omitempty"`
 	RequestedBy string `json:"requested_by,omitempty"`
 	Force       bool   `json:"force,omitempty"`
+	// RejectedVersion: the version whose access token the Fleet API refused
+	// the caller; refresh only if nothing newer is stored.
+	RejectedVersion string `json:"rejected_version,omitempty"`
 }
 
-// TokenActionResponse answers /refresh-tokens and /sync-tokens.
+// TokenActionResponse answers /refresh-tokens and /sync-tokens. Version is
+// the stored version the answer is about: readers read it by number
+// (Secret Manager's latest may still show the one before).
 type TokenActionResponse struct {
 	Status    string     `json:"status"`
 	Action    string     `json:"action"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Version   string     `json:"version,omitempty"`
+	// Unrotated: Tesla answered without a new refresh token.
+	Unrotated bool `json:"unrotated,omitempty"`
+	// Legacy (sync only): absent, adopted, known or rejected.
+	Legacy string `json:"legacy,omitempty"`
 }
 
 func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
@@ -150,7 +162,7 @@ func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
 	log := logging.FromContext(r.Context())
 	log.Info("refresh requested", zap.String("reason", req.Reason), zap.String("requested_by", req.RequestedBy),
 		zap.Bool("force", req.Force), zap.String("caller", svcauth.Caller(r.Context())))
-	res, err := h.Tokens.Ensure(r.Context(), tokens.EnsureOptions{Force: req.Force})
+	res, err := h.Tokens.Ensure(r.Context(), tokens.EnsureOptions{Force: req.Force, RejectedVersion: req.RejectedVersion})
 	h.answerTokens(w, r, res, err)
 }
 
@@ -172,6 +184,7 @@ func (h *handlers) answerTokens(w http.ResponseWriter, r *http.Request, res toke
 		zap.Time("expires_at", res.ExpiresAt), zap.String("version", res.Version))
 	server.WriteJSON(w, http.StatusOK, TokenActionResponse{
 		Status: "ok", Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
+		Unrotated: res.Action != tokens.ActionNone && !res.Rotated, Legacy: string(res.Legacy),
 	})
 }
 

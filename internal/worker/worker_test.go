@@ -289,8 +289,23 @@ func TestSyncTokensMigratesFromTheLegacySecret(t *testing.T) {
 		t.Fatalf("sync: %d %s", a.status, a.raw)
 	}
 	a = e.do("POST", "/sync-tokens", "", nil)
-	if a.status != 200 || a.body["action"] != "none" {
+	if a.status != 200 || a.body["action"] != "none" || a.body["legacy"] != "known" {
 		t.Fatalf("second sync: %d %s", a.status, a.raw)
+	}
+}
+
+// Issue 14 (8): without a legacy secret /sync-tokens says so, with the
+// stored chain's state — not 503 upstream_unavailable for an empty token.
+func TestSyncTokensWithoutALegacySecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil, fleetsim.Options{})
+	e.seed(8 * time.Hour)
+	a := e.do("POST", "/sync-tokens", "", nil)
+	if a.status != 200 || a.body["action"] != "none" || a.body["legacy"] != "absent" {
+		t.Fatalf("sync without a legacy secret: %d %s", a.status, a.raw)
+	}
+	if n := len(e.sim.Counters().TokenExchanges); n != 0 {
+		t.Errorf("token requests: %v, want none", e.sim.Counters().TokenExchanges)
 	}
 }
 
@@ -429,6 +444,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		"STATE_BUCKET":          {"STATE_BACKEND": "gcs"},
 		"TIMEZONE":              {"TIMEZONE": "Mars/Olympus"},
 		"CHARGE_TARGET_PERCENT": {"CHARGE_TARGET_PERCENT": "150"},
+		"TARIFF_PRICE_PEAK":     {"TARIFF_PRICE_PEAK": "0"},
+		"TARIFF_PRICE_OFFPEAK":  {"TARIFF_PRICE_OFFPEAK": "-0.5"},
 		"LOG_FORMAT":            {"LOG_FORMAT": "xml"},
 		"HOME_LAT":              {"HOME_LAT": "north"},
 		"TESLA_COMMAND_MODE":    {"TESLA_COMMAND_MODE": "signed"},
@@ -450,6 +467,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	cfg, err := worker.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "52.2", "HOME_LON": "21.0"}))
 	if err != nil || cfg.WorkerAuth != "iam" {
 		t.Errorf("default auth must be iam, never none: %v %v", cfg.WorkerAuth, err)
+	}
+	// An ordinary evening must not charge at peak: the floor is for a car
+	// left nearly empty. G12 prices by default.
+	if c := cfg.Charging; c.ChargeFloorPercent != 20 || c.TariffPricePeak != 1.05 || c.TariffPriceOffpeak != 0.55 {
+		t.Errorf("floor %d, prices %v/%v; want 20, 1.05/0.55", c.ChargeFloorPercent, c.TariffPricePeak, c.TariffPriceOffpeak)
 	}
 	// The Python system's deploy set TESLA_COMMAND_URL to the Fleet API when
 	// it had no proxy: that must not turn signing off.
