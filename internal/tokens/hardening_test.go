@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,7 @@ var allBackends = []backend{
 func forEachBackend(t *testing.T, names []string, test func(t *testing.T, f *fixture, h *backendHandle)) {
 	t.Helper()
 	for _, b := range allBackends {
-		if len(names) > 0 && !contains(names, b.name) {
+		if len(names) > 0 && !slices.Contains(names, b.name) {
 			continue
 		}
 		t.Run(b.name, func(t *testing.T) {
@@ -101,15 +102,6 @@ func group(t *testing.T, name string, backends []string, test func(t *testing.T,
 		t.Parallel()
 		forEachBackend(t, backends, test)
 	})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (f *fixture) exchanges() map[string]int { return f.sim.Counters().TokenExchanges }
@@ -542,6 +534,56 @@ func TestReadYourWrites(t *testing.T) {
 		p, _ := tokens.ParsePair(v.Payload)
 		if !f.sim.RefreshTokenAccepted(p.RefreshToken) || p.RefreshToken != f.sim.NewestRefreshToken() {
 			t.Error("version 4 is not Tesla's newest")
+		}
+	})
+}
+
+// Issue 14 (4): the worker's 401 path. A refused access token makes the
+// manager re-read the store: another process's newer pair is used as it
+// is; the same pair is refreshed; and a Fleet API that refuses every token
+// costs one refresh a minute, not one per call.
+func TestTokenRejected(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, nil, func(t *testing.T, f *fixture, _ *backendHandle) {
+		ctx := context.Background()
+		f.storePair(f.sim.Login(), t0.Add(8*time.Hour))
+		m := f.manager(nil)
+		first, err := m.AccessToken(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Another process rotates (fleetctl refresh --force).
+		if _, err := f.manager(func(c *tokens.Config) { c.Holder = "fleetctl" }).Ensure(ctx, tokens.EnsureOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.TokenRejected(ctx, first); err != nil {
+			t.Fatalf("TokenRejected after another process rotated: %v", err)
+		}
+		second, _ := m.AccessToken(ctx)
+		if second == first || f.exchanges()[fleetsim.OutcomeRefreshOK] != 1 {
+			t.Fatalf("the other process's pair was not picked up (exchanges %v)", f.exchanges())
+		}
+		// The store holds the refused token itself: one refresh.
+		if err := m.TokenRejected(ctx, second); err != nil {
+			t.Fatalf("TokenRejected of the stored token: %v", err)
+		}
+		third, _ := m.AccessToken(ctx)
+		if third == second || f.exchanges()[fleetsim.OutcomeRefreshOK] != 2 {
+			t.Fatalf("the refused stored token was not refreshed (exchanges %v)", f.exchanges())
+		}
+		// Refused again at once: no second refresh within the minute.
+		if err := m.TokenRejected(ctx, third); !errors.Is(err, tokens.ErrUpstreamUnavailable) {
+			t.Fatalf("a second refusal at once: %v, want ErrUpstreamUnavailable", err)
+		}
+		if n := f.exchanges()[fleetsim.OutcomeRefreshOK]; n != 2 {
+			t.Errorf("refreshes = %d, want 2", n)
+		}
+		f.clock.Advance(time.Minute)
+		if err := m.TokenRejected(ctx, third); err != nil {
+			t.Fatalf("a refusal a minute later: %v", err)
+		}
+		if !f.chainValid() {
+			t.Error("chain broken")
 		}
 	})
 }

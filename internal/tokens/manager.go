@@ -175,6 +175,8 @@ type Manager struct {
 	seen    seen    // the newest pair read or written (store.go)
 	pending *Pair   // issued by Tesla, not yet stored
 	health  health  // what Status reports (status.go)
+	// rejectRefresh is when a refused access token last made us refresh.
+	rejectRefresh time.Time
 }
 
 // A pair Tesla issued whose store write failed is kept as pending. It is not
@@ -228,7 +230,25 @@ func (m *Manager) TokenRejected(ctx context.Context, accessToken string) error {
 	m.log.Warn("the Fleet API refused the access token; re-reading the store")
 	key := "rejected:" + HashToken(accessToken)
 	_, err := m.fly(ctx, key, func(fctx context.Context) (Result, error) {
-		return m.ensure(fctx, want{rejected: accessToken})
+		// A Fleet API that refuses every token would otherwise cost a
+		// rotation per call: one refresh for refused tokens a minute.
+		m.mu.Lock()
+		recent := !m.rejectRefresh.IsZero() && m.clock.Now().Sub(m.rejectRefresh) < time.Minute
+		m.mu.Unlock()
+		if recent {
+			cur, ver, err := m.read(fctx, false)
+			if err == nil && cur.AccessToken != accessToken && cur.FreshAt(m.clock.Now(), 0) {
+				return none(cur, ver), nil
+			}
+			return Result{}, fmt.Errorf("%w: the Fleet API refuses a token issued moments ago; not refreshing again so soon", ErrUpstreamUnavailable)
+		}
+		res, err := m.ensure(fctx, want{rejected: accessToken})
+		if err == nil && res.Action != ActionNone {
+			m.mu.Lock()
+			m.rejectRefresh = m.clock.Now()
+			m.mu.Unlock()
+		}
+		return res, err
 	})
 	if err != nil {
 		return err
