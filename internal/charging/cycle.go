@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"time"
 )
 
@@ -90,8 +90,9 @@ const (
 // CycleConfig configures NewCycle. Zero durations take the defaults; a
 // negative CommandSpacing means no pause between commands (tests).
 type CycleConfig struct {
-	Home           LatLon
-	HomeRadiusM    float64
+	// Home is where the car charges; a zero RadiusM takes DefaultHomeRadiusM.
+	// Its Contains is the scout's test too (internal/geo).
+	Home           geo.Home
 	Location       *time.Location // TIMEZONE: the zone of the schedules' wall-clock minutes
 	Charge         ChargeSettings
 	CommandSpacing time.Duration
@@ -112,10 +113,14 @@ type Result struct {
 	Changed        bool // at least one command succeeded
 	Asleep         bool // the car was asleep at the read: nothing was done
 	AtHome         bool
-	Shortfall      time.Duration
-	PlannerUsed    string
-	FallbackReason string
-	PlanHash       string
+	// LocationMissing: the car answered without a position (the token lacks
+	// the vehicle_location scope, or the firmware left it out), so whether
+	// it is home is unknown and nothing was planned.
+	LocationMissing bool
+	Shortfall       time.Duration
+	PlannerUsed     string
+	FallbackReason  string
+	PlanHash        string
 }
 
 // Cycle runs the charging cycle for one car at a time.
@@ -135,14 +140,11 @@ func NewCycle(v Vehicle, p Planner, store PlanStore, clk Clock, cfg CycleConfig)
 	if cfg.Location == nil {
 		return nil, &ConfigError{Var: "TIMEZONE", Reason: "no time zone"}
 	}
-	if math.Abs(cfg.Home.Lat) > 90 || math.Abs(cfg.Home.Lon) > 180 || (cfg.Home == LatLon{}) {
-		return nil, &ConfigError{Var: "HOME_LAT/HOME_LON", Token: fmt.Sprint(cfg.Home), Reason: "not a home position"}
+	if cfg.Home.RadiusM == 0 {
+		cfg.Home.RadiusM = DefaultHomeRadiusM
 	}
-	if cfg.HomeRadiusM == 0 {
-		cfg.HomeRadiusM = DefaultHomeRadiusM
-	}
-	if cfg.HomeRadiusM < 0 {
-		return nil, &ConfigError{Var: "HOME_RADIUS_M", Token: fmt.Sprint(cfg.HomeRadiusM), Reason: "must be positive"}
+	if err := cfg.Home.Validate(); err != nil {
+		return nil, &ConfigError{Var: "HOME_LAT/HOME_LON/HOME_RADIUS_M", Token: fmt.Sprint(cfg.Home), Reason: err.Error()}
 	}
 	if cfg.CommandSpacing == 0 {
 		cfg.CommandSpacing = DefaultCommandSpacing
@@ -196,7 +198,13 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %w", ErrVehicleRead, err)
 	}
 	var res Result
-	if !snap.HasLocation || distanceM(c.cfg.Home, LatLon{snap.Latitude, snap.Longitude}) > c.cfg.HomeRadiusM {
+	if !snap.HasLocation {
+		// Not "away": unknown. Said so, so the owner learns the token lacks
+		// the vehicle_location scope instead of seeing no schedule, ever.
+		res.LocationMissing = true
+		return res, nil
+	}
+	if !c.cfg.Home.Contains(LatLon{Lat: snap.Latitude, Lon: snap.Longitude}) {
 		return res, nil
 	}
 	res.AtHome = true
@@ -209,13 +217,13 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	res.Plan, res.Shortfall = plan.Windows, plan.Shortfall
 	res.PlannerUsed, res.FallbackReason = plan.Source, plan.FallbackReason
 
-	desired := ToSchedules(plan.Windows, c.cfg.Location, c.cfg.Home)
+	desired := ToSchedules(plan.Windows, c.cfg.Location, c.cfg.Home.Point())
 	withStanding := append(desired[:len(desired):len(desired)], c.standing(snap, in.Now, plan.Deadline)...)
-	add, remove, err := Reconcile(snap.Schedules, withStanding, c.cfg.Home, snap.MaxSchedules)
+	add, remove, err := Reconcile(snap.Schedules, withStanding, c.cfg.Home.Point(), snap.MaxSchedules)
 	if errors.Is(err, ErrTooManySchedules) && len(withStanding) > len(desired) {
 		// No room for both: the plan matters more than the guard.
 		withStanding = desired
-		add, remove, err = Reconcile(snap.Schedules, desired, c.cfg.Home, snap.MaxSchedules)
+		add, remove, err = Reconcile(snap.Schedules, desired, c.cfg.Home.Point(), snap.MaxSchedules)
 	}
 	res.PlanHash = PlanHash(withStanding)
 	if err != nil {
@@ -246,7 +254,7 @@ func (c *Cycle) standing(snap Snapshot, now, deadline time.Time) []Schedule {
 	if c.cfg.Standing == nil {
 		return nil
 	}
-	list := Standing(c.cfg.Standing, c.cfg.Home)
+	list := Standing(c.cfg.Standing, c.cfg.Home.Point())
 	limit := snap.ChargeLimitSOC
 	if limit <= 0 {
 		limit = 100
@@ -348,15 +356,4 @@ func pause(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// distanceM is the great-circle distance in metres.
-func distanceM(a, b LatLon) float64 {
-	const earthRadiusM = 6371000
-	rad := math.Pi / 180
-	dLat := (b.Lat - a.Lat) * rad
-	dLon := (b.Lon - a.Lon) * rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) +
-		math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * earthRadiusM * math.Asin(math.Min(1, math.Sqrt(h)))
 }

@@ -3,11 +3,13 @@ package charging
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"strconv"
 	"testing"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 )
 
 const vin = "5YJ3E7EB0KF000001"
@@ -33,7 +35,7 @@ func newRigAt(t *testing.T, planner Planner, now string) *cycleRig {
 		planner = NewBuiltinPlanner(mustTariff(t, g12, "", ""))
 	}
 	c, err := NewCycle(r.car, planner, r.store, r.clock, CycleConfig{
-		Home:     home,
+		Home:     geo.Home{Lat: home.Lat, Lon: home.Lon},
 		Location: warsaw(t),
 		Charge: ChargeSettings{TargetPercent: 80, FloorPercent: 0, BatteryKWh: 60, ChargerKW: 6, Efficiency: 1,
 			ReadyBy: ClockTime{7, 0}},
@@ -198,6 +200,46 @@ func TestCycleNotAtHome(t *testing.T) {
 	}
 	if _, _, adds, removes := r.car.counts(); adds+removes != 0 {
 		t.Fatal("commands away from home")
+	}
+}
+
+// TestCycleHomeEdge: the worker draws the scout's circle (geo.Home), so a
+// car 100.3 m from home with a 100 m radius is away for both; once the
+// worker called it away while the scout called it home (rounded to 100 m),
+// and that parking spot never got a schedule.
+func TestCycleHomeEdge(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		metres float64
+		home   bool
+	}{{99.7, true}, {100, true}, {100.3, false}} {
+		r := newRig(t, nil)
+		r.car.set(func(car *fakeCar) { car.lat += c.metres / geo.EarthRadiusM * 180 / math.Pi })
+		res, err := r.cycle.Run(context.Background(), vin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.AtHome != c.home || (res.Plan != nil) != c.home {
+			t.Errorf("%.1f m north of home: AtHome = %v, plan %v; want home %v", c.metres, res.AtHome, res.Plan, c.home)
+		}
+	}
+}
+
+// TestCycleWithoutPosition: a car that reports no position is not "away"
+// but unknown, and the answer says so (the vehicle_location scope).
+func TestCycleWithoutPosition(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, nil)
+	r.car.set(func(c *fakeCar) { c.noLocation = true })
+	res, err := r.cycle.Run(context.Background(), vin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.LocationMissing || res.AtHome || res.Changed {
+		t.Fatalf("res %+v, want LocationMissing and nothing done", res)
+	}
+	if _, _, adds, removes := r.car.counts(); adds+removes != 0 {
+		t.Fatal("commands without a position")
 	}
 }
 

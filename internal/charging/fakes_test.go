@@ -23,13 +23,14 @@ var errProxyBadRequest = errors.New("400 invalid days_of_week param")
 type fakeCar struct {
 	mu sync.Mutex
 
-	asleep    bool
-	lat, lon  float64
-	battery   int
-	limit     int
-	max       int
-	schedules map[int64]Schedule
-	unixNow   func() int64
+	asleep     bool
+	lat, lon   float64
+	noLocation bool
+	battery    int
+	limit      int
+	max        int
+	schedules  map[int64]Schedule
+	unixNow    func() int64
 
 	readErr     error
 	rejectNext  int          // the next n commands answer result:false
@@ -79,7 +80,10 @@ func (c *fakeCar) VehicleData(ctx context.Context, vin string) (Snapshot, error)
 		return Snapshot{}, errUnavailable
 	}
 	snap := Snapshot{State: "online", BatteryLevel: c.battery, ChargeLimitSOC: c.limit, ChargingState: "Stopped",
-		Plugged: true, Latitude: c.lat, Longitude: c.lon, HasLocation: true, MaxSchedules: c.max}
+		Plugged: true, Latitude: c.lat, Longitude: c.lon, HasLocation: !c.noLocation, MaxSchedules: c.max}
+	if c.noLocation {
+		snap.Latitude, snap.Longitude = 0, 0
+	}
 	for _, s := range c.schedules {
 		snap.Schedules = append(snap.Schedules, s)
 	}

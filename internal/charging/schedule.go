@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"hash/fnv"
 	"math"
 	"sort"
@@ -44,7 +45,7 @@ type Schedule struct {
 }
 
 // LatLon is a position in degrees.
-type LatLon struct{ Lat, Lon float64 }
+type LatLon = geo.Point
 
 // Our schedule ids are Unix times in seconds, as Tesla's own tools give a
 // schedule (the creation time; the protocol's ChargeSchedule.id is an

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-var home = LatLon{52.229676, 21.012229}
+var home = LatLon{Lat: 52.229676, Lon: 21.012229}
 
 func win(t testing.TB, from, to string) Window { return Window{lt(t, from), lt(t, to)} }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 )
 
 func TestStandingG12(t *testing.T) {
@@ -151,7 +152,7 @@ func standingRig(t *testing.T, now string, limit int) *cycleRig {
 	r.car.limit = limit
 	tr := mustTariff(t, g12, "", "")
 	c, err := NewCycle(r.car, NewBuiltinPlanner(tr), r.store, r.clock, CycleConfig{
-		Home: home, Location: warsaw(t), Standing: tr,
+		Home: geo.Home{Lat: home.Lat, Lon: home.Lon}, Location: warsaw(t), Standing: tr,
 		Charge:         ChargeSettings{TargetPercent: 80, BatteryKWh: 60, ChargerKW: 6, Efficiency: 1, ReadyBy: ClockTime{7, 0}},
 		CommandSpacing: -1,
 	})

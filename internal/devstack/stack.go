@@ -57,6 +57,9 @@ type Options struct {
 	// NoKey leaves the secret store without a command key (and so every car
 	// unpaired): what a new owner has before `fleetctl keygen`.
 	NoKey bool
+	// LoginScope, when set, is what the seeded login approved (space
+	// separated) instead of every scope.
+	LoginScope string
 }
 
 // Stack is a running system.
@@ -78,6 +81,8 @@ type Stack struct {
 	gate    *gate
 	stops   []func() error
 	stopped sync.Once
+	// loginScope: Options.LoginScope.
+	loginScope string
 }
 
 // Start builds and serves everything. Call Close when done.
@@ -95,7 +100,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		}
 		opts.Dir = d
 	}
-	st := &Stack{Clock: opts.Clock, Dir: opts.Dir, http: &http.Client{Timeout: 5 * time.Minute}}
+	st := &Stack{Clock: opts.Clock, Dir: opts.Dir, http: &http.Client{Timeout: 5 * time.Minute}, loginScope: opts.LoginScope}
 
 	simOpts := opts.Sim
 	simOpts.Clock = opts.Clock
@@ -289,6 +294,9 @@ func (s *Stack) SeedTokens(ctx context.Context) error {
 		}
 	}
 	p := s.Sim.Login()
+	if s.loginScope != "" {
+		p = s.Sim.LoginWithScope(s.loginScope)
+	}
 	now := s.Clock.Now()
 	payload, err := tokens.Pair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken,
 		ExpiresAt: now.Add(time.Duration(p.ExpiresIn) * time.Second), RefreshTokenCreatedAt: now,

@@ -17,7 +17,9 @@ const (
 	EndpointClimateState       = "climate_state"
 	EndpointDriveState         = "drive_state"
 	// EndpointLocationData must be asked for to get a position at all
-	// (firmware 2023.38+); the position then arrives in drive_state.
+	// (firmware 2023.38+); the position then arrives in drive_state, so ask
+	// for EndpointDriveState with it (as Home Assistant's tesla_fleet and
+	// TeslaMate do): same one call, same price.
 	EndpointLocationData  = "location_data"
 	EndpointVehicleConfig = "vehicle_config"
 	EndpointVehicleState  = "vehicle_state"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -260,6 +261,12 @@ func (d *doctor) checkToken(pair tokens.Pair, mcfg tokens.Config) {
 	cv := viewPair(pair)
 	if missing := missingScopes(tokens.Scopes, cv.Scopes); len(cv.Scopes) > 0 && len(missing) > 0 {
 		d.add(levelWarn, "scopes", "not granted: "+strings.Join(missing, " "), "run fleetctl login and approve every scope")
+		if slices.Contains(missing, "vehicle_location") {
+			// Tesla then sends no drive_state at all: every car is "position
+			// unknown", so nothing is ever planned (fleet-telemetry#460).
+			d.add(levelFail, "location", "without vehicle_location the cars report no position: the scout cannot see them come home and the worker plans nothing",
+				"run fleetctl login and approve Vehicle Location")
+		}
 	} else if len(cv.Scopes) > 0 {
 		d.add(levelOK, "scopes", strings.Join(cv.Scopes, " "), "")
 	}

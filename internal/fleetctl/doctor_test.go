@@ -69,6 +69,28 @@ func TestDoctorHealthy(t *testing.T) {
 	noLeak(t, []string{pair.AccessToken, pair.RefreshToken}, out, errOut)
 }
 
+// TestDoctorNamesAMissingLocationScope: without vehicle_location the cars
+// send no position, so nothing is ever planned; the doctor fails and says
+// which box to tick.
+func TestDoctorNamesAMissingLocationScope(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.seedLoginWithScope("openid offline_access user_data vehicle_device_data vehicle_cmds vehicle_charging_cmds")
+	code, out, _ := h.run("", "doctor")
+	if code != ExitFailure {
+		t.Fatalf("exit %d, want %d:\n%s", code, ExitFailure, out)
+	}
+	for _, want := range []string{
+		"warn  scopes: not granted: vehicle_location",
+		"FAIL  location: without vehicle_location the cars report no position",
+		"Fix: run fleetctl login and approve Vehicle Location",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestDoctorWrongRegion(t *testing.T) {
 	t.Parallel()
 	t.Run("421", func(t *testing.T) {

@@ -97,7 +97,13 @@ func (h *harness) put(secret, value string) string {
 // seedLogin stores the first pair of a new chain, as a login would.
 func (h *harness) seedLogin() tokens.Pair {
 	h.t.Helper()
-	p := h.sim.Login()
+	return h.seedLoginWithScope(fleetsim.DefaultScope)
+}
+
+// seedLoginWithScope stores a login in which the owner approved only scope.
+func (h *harness) seedLoginWithScope(scope string) tokens.Pair {
+	h.t.Helper()
+	p := h.sim.LoginWithScope(scope)
 	now := h.clock.Now()
 	pair := tokens.Pair{AccessToken: p.AccessToken, RefreshToken: p.RefreshToken,
 		ExpiresAt: now.Add(time.Duration(p.ExpiresIn) * time.Second), RefreshTokenCreatedAt: now,

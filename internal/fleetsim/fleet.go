@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -309,7 +310,13 @@ func (s *Sim) fleetVehicleData(req fleetRequest) (int, any) {
 	if want["charge_state"] {
 		resp["charge_state"] = chargeState(c, req.now)
 	}
-	if want["drive_state"] || want["location_data"] {
+	// Without the vehicle_location scope Tesla leaves drive_state out
+	// altogether, speed and shift state included, and nothing errors
+	// (teslamotors/fleet-telemetry#460, 2026-05); with it, coordinates
+	// arrive only when location_data is named (firmware 2023.38+, Tesla's
+	// changelog 2023-10-24).
+	locationScope := slices.Contains(strings.Fields(s.chain.scope), "vehicle_location")
+	if (want["drive_state"] || want["location_data"]) && locationScope {
 		ds := map[string]any{"timestamp": ms, "shift_state": nil, "speed": nil, "power": 0}
 		if want["location_data"] {
 			ds["latitude"] = c.Latitude

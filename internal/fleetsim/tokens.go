@@ -148,6 +148,15 @@ func (s *Sim) Login() TokenPair {
 	return p
 }
 
+// LoginWithScope is Login where the owner approved only scope (space
+// separated): a login without vehicle_location gets cars without position.
+func (s *Sim) LoginWithScope(scope string) TokenPair {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, _ := s.newChainLocked(s.baseURL(nil), scope)
+	return p
+}
+
 // newChainLocked starts a new chain and issues its first pair.
 func (s *Sim) newChainLocked(base, scope string) (TokenPair, string) {
 	s.chain = chainState{scope: scope}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 )
 
 func TestDecide(t *testing.T) {
@@ -52,23 +53,6 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestDistanceIsMetresOnTheSphere(t *testing.T) {
-	t.Parallel()
-	// Warsaw Palace of Culture to the Royal Castle: about 1.9 km.
-	d := DistanceM(52.231838, 21.005995, 52.247993, 21.015217)
-	if math.Abs(d-1903) > 5 {
-		t.Errorf("distance = %.0f m, want about 1903 m", d)
-	}
-	// 0.001° of longitude at 52° N is ~68 m, of latitude ~111 m: a degree
-	// comparison would draw an ellipse; metres draw a circle.
-	if e, n := DistanceM(52, 21, 52, 21.001), DistanceM(52, 21, 52.001, 21); math.Abs(e-68.5) > 1 || math.Abs(n-111.2) > 1 {
-		t.Errorf("east %.1f m, north %.1f m", e, n)
-	}
-	if DistanceM(10, 10, 10, 10) != 0 {
-		t.Error("zero distance")
-	}
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	h := Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
@@ -93,5 +77,23 @@ func TestClassify(t *testing.T) {
 				t.Errorf("at_home=%v ready=%v, want %v %v", obs.AtHome, obs.Ready, tc.atHome, tc.ready)
 			}
 		})
+	}
+}
+
+// TestClassifyHomeEdge: the scout draws the worker's circle (geo.Home), not
+// a rounded one: 100.3 m from home with a 100 m radius is away, as the
+// worker's cycle says too (charging.TestCycleHomeEdge).
+func TestClassifyHomeEdge(t *testing.T) {
+	t.Parallel()
+	h := Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
+	for _, c := range []struct {
+		metres float64
+		home   bool
+	}{{99.7, true}, {100, true}, {100.3, false}, {100.4, false}} {
+		lat := h.Lat + c.metres/geo.EarthRadiusM*180/math.Pi
+		obs := Classify(fleet.VehicleData{State: "online", Location: &fleet.Location{Latitude: lat, Longitude: h.Lon}}, h)
+		if obs.AtHome != c.home {
+			t.Errorf("%.1f m north: AtHome = %v (distance shown %v m), want %v", c.metres, obs.AtHome, obs.DistanceM, c.home)
+		}
 	}
 }

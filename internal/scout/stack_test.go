@@ -2,6 +2,7 @@ package scout_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -415,5 +416,40 @@ func TestUnpairedKeyStopsRetryingAfterAFewTries(t *testing.T) {
 	}
 	if len(st.Sim.Schedules(devstack.VIN)) == 0 {
 		t.Error("no schedules after pairing")
+	}
+}
+
+// TestCarWithoutPositionIsUnknownNotAway: a login without the
+// vehicle_location scope gets cars with no position at all (Tesla leaves
+// drive_state out). The scout says so and keeps its last answer instead of
+// calling the car away, and the worker's answer names the fix.
+func TestCarWithoutPositionIsUnknownNotAway(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, devstack.Options{LoginScope: "openid offline_access user_data vehicle_device_data vehicle_cmds vehicle_charging_cmds"})
+	setCar(t, st, plugInAtHome)
+	r := tick(t, st)
+	if !r.LocationMissing || r.AtHome || r.Action != scout.ActionTriggered || r.Reason != scout.ReasonFirstSeen {
+		t.Fatalf("first tick = %+v, want a first-seen trigger with location_missing", r)
+	}
+	status, body, err := st.RunCycle(context.Background(), devstack.VIN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans struct {
+		LocationMissing bool   `json:"location_missing"`
+		AtHome          bool   `json:"at_home"`
+		Note            string `json:"note"`
+		Plan            []any  `json:"plan"`
+	}
+	if err := json.Unmarshal(body, &ans); err != nil || status != http.StatusOK {
+		t.Fatalf("run-cycle: %d %s (%v)", status, body, err)
+	}
+	if !ans.LocationMissing || ans.AtHome || len(ans.Plan) != 0 || !strings.Contains(ans.Note, "vehicle_location") {
+		t.Fatalf("run-cycle answer %s: want location_missing and a note naming the scope", body)
+	}
+	// The next tick has nothing new to tell: no invented departure.
+	st.Clock.Advance(5 * time.Minute)
+	if r := tick(t, st); r.Action != scout.ActionNone || !r.LocationMissing {
+		t.Fatalf("second tick = %+v, want nothing", r)
 	}
 }

@@ -81,10 +81,13 @@ type VehicleReport struct {
 	AtHome       bool   `json:"at_home"`
 	Ready        bool   `json:"ready"`
 	BatteryLevel *int   `json:"battery_level"`
-	Action       string `json:"action"`
-	Reason       string `json:"reason,omitempty"`
-	Error        string `json:"error,omitempty"`
-	observed     bool
+	// LocationMissing: the car sent no position (no vehicle_location
+	// scope); AtHome is then the last known answer, not a new one.
+	LocationMissing bool   `json:"location_missing,omitempty"`
+	Action          string `json:"action"`
+	Reason          string `json:"reason,omitempty"`
+	Error           string `json:"error,omitempty"`
+	observed        bool
 }
 
 // Report is a tick's answer.
@@ -210,7 +213,7 @@ func (s *Scout) tickVehicle(ctx context.Context, car carRef) VehicleReport {
 	var data fleet.VehicleData
 	err = s.withAuthRetry(ctx, func() error {
 		var err error
-		data, err = s.fleet.VehicleData(ctx, car.vin, fleet.EndpointLocationData, fleet.EndpointChargeState)
+		data, err = s.fleet.VehicleData(ctx, car.vin, fleet.EndpointChargeState, fleet.EndpointDriveState, fleet.EndpointLocationData)
 		return err
 	})
 	if errors.Is(err, fleet.ErrAsleep) {
@@ -221,6 +224,14 @@ func (s *Scout) tickVehicle(ctx context.Context, car carRef) VehicleReport {
 	}
 	obs := Classify(data, s.cfg.Home)
 	obs.State = fleet.StateOnline
+	if !obs.HasLocation {
+		// Unknown is not away: keep the last answer, so a missing position
+		// neither fakes a departure nor, when it returns, an arrival.
+		log.Warn("the car reported no position; is the vehicle_location scope granted?",
+			zap.String("fix", "run fleetctl login and approve every scope"))
+		rep.LocationMissing = true
+		obs.AtHome = prevPtr != nil && prev.AtHome
+	}
 	rep.observed = true
 	rep.AtHome, rep.Ready = obs.AtHome, obs.Ready
 	rep.BatteryLevel = &obs.BatteryLevel

@@ -36,7 +36,7 @@ var _ charging.Vehicle = FleetVehicle{}
 
 // VehicleData makes the cycle's one read.
 func (v FleetVehicle) VehicleData(ctx context.Context, vin string) (charging.Snapshot, error) {
-	d, err := v.Client.VehicleData(ctx, vin, fleet.EndpointChargeState, fleet.EndpointLocationData, fleet.EndpointChargeScheduleData)
+	d, err := v.Client.VehicleData(ctx, vin, fleet.EndpointChargeState, fleet.EndpointDriveState, fleet.EndpointLocationData, fleet.EndpointChargeScheduleData)
 	if err != nil {
 		return charging.Snapshot{}, asleepOr(err)
 	}

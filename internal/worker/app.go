@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"net/http"
 	"os"
 	"time"
@@ -171,9 +172,8 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 		return nil, nil, nil, err
 	}
 	ccfg := charging.CycleConfig{
-		Home:        charging.LatLon{Lat: c.Home.Lat, Lon: c.Home.Lon},
-		HomeRadiusM: c.Home.RadiusM,
-		Location:    loc,
+		Home:     geo.Home{Lat: c.Home.Lat, Lon: c.Home.Lon, RadiusM: c.Home.RadiusM},
+		Location: loc,
 		Charge: charging.ChargeSettings{
 			TargetPercent: c.ChargeTargetPercent, FloorPercent: c.ChargeFloorPercent,
 			BatteryKWh: c.BatteryKWh, ChargerKW: c.ChargerKW, Efficiency: c.ChargeEfficiency, ReadyBy: readyBy,

@@ -30,18 +30,23 @@ type CycleRequest struct {
 
 // CycleResponse answers POST /run-cycle.
 type CycleResponse struct {
-	Status    string        `json:"status"`
-	VIN       string        `json:"vin"`
-	Plan      []PlanWindow  `json:"plan"`
-	Commands  CommandCounts `json:"commands"`
-	Woke      bool          `json:"woke"`
-	Changed   bool          `json:"changed"`
-	Asleep    bool          `json:"asleep"`
-	AtHome    bool          `json:"at_home"`
-	Planner   string        `json:"planner,omitempty"`
-	Shortfall string        `json:"shortfall,omitempty"`
-	Note      string        `json:"note,omitempty"`
+	Status   string        `json:"status"`
+	VIN      string        `json:"vin"`
+	Plan     []PlanWindow  `json:"plan"`
+	Commands CommandCounts `json:"commands"`
+	Woke     bool          `json:"woke"`
+	Changed  bool          `json:"changed"`
+	Asleep   bool          `json:"asleep"`
+	AtHome   bool          `json:"at_home"`
+	// LocationMissing: the car sent no position, so "at home" is unknown.
+	LocationMissing bool   `json:"location_missing,omitempty"`
+	Planner         string `json:"planner,omitempty"`
+	Shortfall       string `json:"shortfall,omitempty"`
+	Note            string `json:"note,omitempty"`
 }
+
+// NoteLocationMissing is the answer's note for a car that sent no position.
+const NoteLocationMissing = "car reported no position (the login lacks the vehicle_location scope?): nothing planned; run fleetctl login and approve every scope"
 
 // PlanWindow is one planned charging window.
 type PlanWindow struct {
@@ -84,6 +89,7 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
 		Commands: CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
 		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
+		LocationMissing: res.LocationMissing,
 	}
 	for _, win := range res.Plan {
 		out.Plan = append(out.Plan, PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
@@ -94,6 +100,9 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case res.Asleep:
 		out.Note = "car asleep: nothing changed; the scout triggers again when it wakes"
+	case res.LocationMissing:
+		out.Note = NoteLocationMissing
+		log.Warn("the car reported no position; nothing planned", zap.String("fix", "run fleetctl login and approve the vehicle_location scope"))
 	case !res.AtHome:
 		out.Note = "car not at home: home schedules left as they are"
 	}
