@@ -21,6 +21,8 @@ type yearCounters struct {
 	Arrivals       int    `json:"arrivals"`
 	MissedArrivals int    `json:"missed_arrivals"`
 	ScoutWakes     int    `json:"scout_wakes"`
+	Wakes          int    `json:"wakes"`
+	WakesMaxPerDay int    `json:"wakes_max_per_day"`
 
 	EnergyKWh                    float64 `json:"energy_kwh"`
 	EnergyOffpeakPercent         float64 `json:"energy_offpeak_percent"`
@@ -29,6 +31,7 @@ type yearCounters struct {
 	NightsChecked                int     `json:"nights_checked"`
 	NightsTargetMissed           int     `json:"nights_target_missed"`
 	NightsUnreachable            int     `json:"nights_unreachable"`
+	NightsStayed                 int     `json:"nights_stayed"`
 	PricePeak                    float64 `json:"price_peak"`
 	PriceOffpeak                 float64 `json:"price_offpeak"`
 	PriceGapPercent              float64 `json:"price_gap_percent"`
@@ -63,12 +66,14 @@ func benchYear(ctx context.Context, b *bench) error {
 	b.add("year_missed_arrivals", float64(y.MissedArrivals), "arrivals",
 		fmt.Sprintf("of %d arrivals home, those without a charging cycle within two ticks of everything being reachable again", y.Arrivals))
 	b.add("year_scout_wakes", float64(y.ScoutWakes), "wakes", "cars woken by the scout over the year")
+	b.add("year_wakes", float64(y.Wakes), "wakes",
+		fmt.Sprintf("wake_up calls of any service over the year (the worker may spend one per cycle when a car fell asleep mid-cycle); at most %d in one day", y.WakesMaxPerDay))
 	b.add("year_energy_kwh", y.EnergyKWh, "kWh",
 		fmt.Sprintf("energy the simulated car drew from its charger over that year, charging by itself by the schedules the worker set (%.0f km driven at 16 kWh/100 km; 75 kWh battery, 11 kW, 90 %% efficiency)", y.DrivenKm))
 	b.add("year_energy_offpeak_percent", y.EnergyOffpeakPercent, "%",
 		"share of it drawn in cheap hours (`TARIFF_WINDOWS` and the weekend windows, each clock hour classified by the worker's tariff): G12, 22:00–06:00 and 13:00–15:00")
 	b.add("year_nights_target_missed", float64(y.NightsTargetMissed), "mornings",
-		fmt.Sprintf("of %d mornings plugged in at home at `READY_BY`, those below the target although the cheap hours since the plug-in could have reached it (%d could not)", y.NightsChecked, y.NightsUnreachable))
+		fmt.Sprintf("of %d mornings plugged in at home at `READY_BY`, those below the target although the cheap hours since the plug-in could have reached it (%d could not; %d were mornings after a night already plugged in, in three holidays at home with no new cycle)", y.NightsChecked, y.NightsUnreachable, y.NightsStayed))
 	b.add("year_energy_cost", y.EnergyCost, "PLN",
 		fmt.Sprintf("that energy at `TARIFF_PRICE_OFFPEAK` %.2f and `TARIFF_PRICE_PEAK` %.2f per kWh (G12 2026, gross)", y.PriceOffpeak, y.PricePeak))
 	b.add("baseline_plugin_energy_cost", y.BaselinePluginEnergyCost, "PLN",

@@ -37,6 +37,8 @@ type YearReport struct {
 	HiddenArrivals      int    `json:"hidden_arrivals"`       // the whole trip fell into an outage: the scout never saw the car leave
 	Cycles              int    `json:"cycles"`                // charging cycles the worker ran for the scout
 	ScoutWakes          int    `json:"scout_wakes"`           // wakes in ticks without a cycle
+	Wakes               int    `json:"wakes"`                 // wake_up calls over the year (the worker's, at most one per cycle)
+	WakesMaxPerDay      int    `json:"wakes_max_per_day"`     // most wake_up calls in one local day
 	FailedTicks         int    `json:"failed_ticks"`          // ticks that observed nothing
 	WorkerInstances     int    `json:"worker_instances"`      // instances started (restarts, deploys, replacements)
 	Kills               int    `json:"kills"`                 // instances killed (lease left held, memory lost)
@@ -62,6 +64,7 @@ type YearReport struct {
 	NightsChecked        int     `json:"nights_checked"`       // mornings the car was plugged in at home at READY_BY
 	NightsTargetMissed   int     `json:"nights_target_missed"` // of which below target although the cheap hours since the plug-in could have reached it
 	NightsUnreachable    int     `json:"nights_unreachable"`   // of which plugged in too late to reach the target in cheap hours
+	NightsStayed         int     `json:"nights_stayed"`        // of which the car had been plugged in since before the previous morning (no new cycle)
 	SignedCommands       int     `json:"signed_commands"`      // signed commands the car verified over the year (schedules added and removed)
 	PricePeak            float64 `json:"price_peak"`           // per kWh
 	PriceOffpeak         float64 `json:"price_offpeak"`        // per kWh
@@ -148,6 +151,12 @@ func TestSimulatedYear(t *testing.T) {
 	if rep.SavingVsPluginPercent < 0.9*rep.PriceGapPercent {
 		t.Errorf("saving against charging at plug-in %.1f %%, want close to the price gap %.1f %%", rep.SavingVsPluginPercent, rep.PriceGapPercent)
 	}
+	if rep.WakesMaxPerDay > 1 {
+		t.Errorf("a car woken %d times in one day (%d over the year): at most once a day", rep.WakesMaxPerDay, rep.Wakes)
+	}
+	if rep.NightsStayed < 3*6 {
+		t.Errorf("only %d mornings after a night already plugged in: the holidays at home are missing", rep.NightsStayed)
+	}
 	if rep.NightsChecked < 250 || rep.EnergyKWh < 300 || rep.BaselinePluginEnergyKWh < 300 {
 		t.Errorf("too little charging to mean anything: %d mornings, %.1f kWh (baseline %.1f)", rep.NightsChecked, rep.EnergyKWh, rep.BaselinePluginEnergyKWh)
 	}
@@ -195,6 +204,7 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 	next := 0                  // first arrival not yet settled
 	var seenNotReady time.Time // last tick the scout saw the car away or unplugged
 	ticks := days * 96
+	wakesOn := map[string]int{} // local date → wake_up calls
 
 	for i := 0; i < ticks; i++ {
 		// Every random number of the tick is drawn up front, so the fault
@@ -288,6 +298,9 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 			m := checkMorning(car, now, arrivals, plugs, tariff, cc)
 			rep.NightsChecked += m.checked
 			rep.NightsUnreachable += m.unreachable
+			if m.checked == 1 && now.Sub(m.plug) > 24*time.Hour {
+				rep.NightsStayed++
+			}
 			if m.missed {
 				rep.NightsTargetMissed++
 				fail("%s: %d %% at READY_BY, target %d %%, plugged in since %s at %d %%", now.Format(time.RFC3339),
@@ -315,6 +328,12 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 			rep.FailedTicks++
 		}
 		cyclesAfter, _ := r.gate.Calls("/run-cycle")
+		if woke := r.wakes() - wakes; woke > 0 {
+			day := now.In(loc).Format(time.DateOnly)
+			wakesOn[day] += woke
+			rep.Wakes += woke
+			rep.WakesMaxPerDay = max(rep.WakesMaxPerDay, wakesOn[day])
+		}
 		if r.wakes() > wakes && cyclesAfter == cyclesBefore {
 			rep.ScoutWakes++
 			fail("%s: the car was woken in a tick without a cycle", now.Format(time.RFC3339))
@@ -581,7 +600,11 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 		}))
 	}
 	mid := func(a, b float64) float64 { return (a + b) / 2 }
+	home := stayDays(rng, days)
 	for day := 0; day < days; day++ {
+		if home[day] {
+			continue // a holiday at home: plugged in, nobody drives
+		}
 		switch at(day, 12, 0).Weekday() {
 		case time.Saturday:
 			out := at(day, 9+rng.IntN(3), rng.IntN(60))
@@ -623,6 +646,25 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 	}
 	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].at.Before(arrivals[j].at) })
 	return steps, arrivals
+}
+
+// stayDays picks the year's holidays at home: three stretches of 7 to 10
+// days, one in each third of the year, when the car stays plugged in and
+// no trip or transition calls for a cycle (issue 15: "a car left plugged in
+// for several nights is at its target every morning").
+func stayDays(rng *rand.Rand, days int) map[int]bool {
+	home := map[int]bool{}
+	third := days / 3
+	if third < 14 {
+		return home
+	}
+	for k := 0; k < 3; k++ {
+		from := k*third + rng.IntN(third-10)
+		for d := from; d < from+7+rng.IntN(4); d++ {
+			home[d] = true
+		}
+	}
+	return home
 }
 
 // TestYearEnergyCounters checks the year's energy counters on small
