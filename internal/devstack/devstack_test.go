@@ -76,8 +76,18 @@ func TestScriptedDay(t *testing.T) {
 	if sum.KeyRefusals != 1 || sum.SignedCommands == 0 || sum.Handshakes != 1 {
 		t.Errorf("key refusals %d, signed commands %d, handshakes %d; want 1, >0, 1", sum.KeyRefusals, sum.SignedCommands, sum.Handshakes)
 	}
+	// The value, priced at the worker's G12 defaults (0.55 / 1.05): all of
+	// it off-peak, against the same day charging at plug-in (17:20, peak).
+	if sum.Energy.OffpeakPercent() != 100 || math.Abs(sum.Energy.Cost-32.5*0.55) > 1e-6 ||
+		math.Abs(sum.Baseline.KWh-32.5) > 1e-6 || math.Abs(sum.Baseline.Cost-32.5*1.05) > 1e-6 || sum.Energy.SavingPercent(sum.Baseline) != 47.62 {
+		t.Errorf("energy %+v, baseline %+v", sum.Energy, sum.Baseline)
+	}
 	for _, line := range []string{"arrived_home_ready", "refreshed the Tesla tokens", "charge schedule", "summary:",
-		"key_not_paired", "signed command(s), verified by the car"} {
+		"key_not_paired", "signed command(s), verified by the car",
+		"tonight's plan 22:00–00:58", "🔋 the car starts charging at 41 %",
+		"charging complete (its charge limit reached) at 00:57, 80 %, 32.5 kWh from the charger; the plan's window ends at 00:58",
+		"energy: 32.5 kWh from the charger, 100 % of it in cheap hours, 17.88",
+		"without the controller the car charges at plug-in: 32.5 kWh, 0 % in cheap hours, 34.13 — 47.6 % saved per kWh"} {
 		if !strings.Contains(story.String(), line) {
 			t.Errorf("the story lacks %q", line)
 		}

@@ -64,15 +64,18 @@ type Options struct {
 
 // Stack is a running system.
 type Stack struct {
-	Clock     *clock.Manual
-	Sim       *fleetsim.Sim
-	Secrets   secrets.Store
-	Worker    *worker.App
-	Scout     *scout.App
-	SimURL    string
-	WorkerURL string
-	ScoutURL  string
-	Dir       string
+	Clock   *clock.Manual
+	Sim     *fleetsim.Sim
+	Secrets secrets.Store
+	Worker  *worker.App
+	// WorkerConfig is what the worker was built with (its tariff prices
+	// the story's energy).
+	WorkerConfig worker.Config
+	Scout        *scout.App
+	SimURL       string
+	WorkerURL    string
+	ScoutURL     string
+	Dir          string
 	// Key is the owner's command key, stored in tesla-private-key and
 	// paired with the default car (nil with Options.NoKey).
 	Key *carcmd.PrivateKey
@@ -163,57 +166,67 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		env[k] = v
 	}
 
-	// Worker.
+	if err := st.startWorker(ctx, opts, env); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if err := st.startScout(ctx, opts, env); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// startWorker builds the worker and serves it on loopback.
+func (st *Stack) startWorker(ctx context.Context, opts Options, env map[string]string) error {
 	wenv := clone(env)
 	wenv["STATE_DIR"] = filepath.Join(opts.Dir, "worker-state")
 	wcfg, err := worker.LoadConfig(ctx, envconfig.MapLookuper(wenv))
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
+	st.WorkerConfig = wcfg
 	st.Worker, err = worker.Build(ctx, wcfg, worker.Options{
 		Clock: opts.Clock, Logger: opts.Logger.Named("worker"), Secrets: st.Secrets, Version: "devstack",
 		ManagerConfig: func(c *tokens.Config) { c.RetryBase = 10 * time.Millisecond; c.Holder = "devstack-worker" },
 	})
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
 	st.stops = append(st.stops, st.Worker.Close)
 	if st.WorkerURL, err = st.serve(st.Worker.Handler, opts.Logger.Named("worker")); err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
+	return nil
+}
 
-	// Scout, calling the worker through a gate tests can close.
+// startScout builds the scout, calling the worker through a gate tests can
+// close, and serves it on loopback.
+func (st *Stack) startScout(ctx context.Context, opts Options, env map[string]string) error {
+	var err error
 	if st.gate, err = newGate(st.WorkerURL); err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
 	gateURL, err := st.serve(st.gate, zap.NewNop())
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
 	senv := clone(env)
 	senv["WORKER_URL"] = gateURL
 	senv["STATE_DIR"] = filepath.Join(opts.Dir, "scout-state")
 	scfg, err := scout.LoadConfig(ctx, envconfig.MapLookuper(senv))
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
 	st.Scout, err = scout.Build(ctx, scfg, scout.Options{Clock: opts.Clock, Logger: opts.Logger.Named("scout"), Secrets: st.Secrets, Version: "devstack"})
 	if err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
 	st.stops = append(st.stops, st.Scout.Close)
 	if st.ScoutURL, err = st.serve(st.Scout.Handler, opts.Logger.Named("scout")); err != nil {
-		_ = st.Close()
-		return nil, err
+		return err
 	}
-	return st, nil
+	return nil
 }
 
 // KeySecret is the secret the worker reads its command key from (the default

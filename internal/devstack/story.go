@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 )
@@ -83,10 +84,33 @@ type Summary struct {
 	// Signed messages the car verified: handshakes and commands.
 	Handshakes, SignedCommands int
 	KeyRefusals                int // cycles refused because the key was not paired
+	// What the charging was worth, at the worker's tariff and prices, and
+	// what the same day costs with no controller (the car charging at
+	// plug-in, as it does by itself).
+	Energy, Baseline PricedEnergy
 }
 
 // Play runs the scripted day against st, printing a story to out.
 func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary, error) {
+	p, err := newPlayer(ctx, st, out, o.withDefaults())
+	if err != nil {
+		return Summary{}, err
+	}
+	for i := 0; i < p.o.Ticks; i++ {
+		if ctx.Err() != nil {
+			return p.sum, nil
+		}
+		if err := p.tick(); err != nil {
+			return p.sum, err
+		}
+		if !p.wait() {
+			return p.sum, nil
+		}
+	}
+	return p.finish(), nil
+}
+
+func (o PlayOptions) withDefaults() PlayOptions {
 	if o.Ticks <= 0 {
 		o.Ticks = 96
 	}
@@ -99,74 +123,157 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 			o.Location = loc
 		}
 	}
-	steps := WorkdaySteps(VIN)
-	start := st.Clock.Now()
+	return o
+}
+
+// player tells the day's story one tick at a time.
+type player struct {
+	ctx     context.Context
+	st      *Stack
+	o       PlayOptions
+	say     func(format string, a ...any)
+	steps   []fleetsim.TripStep
+	start   time.Time
+	initial fleetsim.CarState // before the script: the baseline starts here
+	sum     Summary
+
+	firstVersion, lastVersion string
+	nextNote                  int
+	charging                  string  // the car's charging_state at the last look
+	chargeFrom                float64 // kWh drawn when the current charge began
+	planEnd                   string  // local end of the plan's last window, "" when none
+}
+
+func newPlayer(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (*player, error) {
+	p := &player{ctx: ctx, st: st, o: o, steps: WorkdaySteps(VIN), start: st.Clock.Now(),
+		sum: Summary{Triggers: map[string]int{}}}
+	p.say = func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 	if o.PairLate && st.Key != nil {
 		if err := st.Sim.UnpairKey(VIN, st.Key.Public); err != nil {
-			return Summary{}, err
+			return nil, err
 		}
 	}
-	st.Sim.RunScript(start, steps)
-	sum := Summary{Triggers: map[string]int{}}
-	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	_, firstVersion, _ := st.StoredPair(ctx)
-	lastVersion := firstVersion
-	nextNote := 0
-	for i := 0; i < o.Ticks; i++ {
-		if err := ctx.Err(); err != nil {
-			return sum, nil
-		}
-		now := st.Clock.Now()
-		for nextNote < len(steps) && !start.Add(steps[nextNote].At).After(now) {
-			say("%s  🚗 %s", now.In(o.Location).Format("15:04"), steps[nextNote].Note)
-			nextNote++
-		}
-		wakesBefore := st.Sim.Counters().Fleet[VIN]["wake"]
-		signedBefore := st.Sim.SignedRequests(VIN)
-		res, err := st.Tick(ctx)
-		sum.Ticks++
-		stamp := st.Clock.Now().In(o.Location).Format("15:04")
-		switch {
-		case err != nil:
-			sum.FailedTicks++
-			say("%s  scout: tick failed: %v", stamp, err)
-		case res.Status != 200:
-			sum.FailedTicks++
-			say("%s  scout: tick answered %d: %s", stamp, res.Status, strings.TrimSpace(string(res.Raw)))
-		default:
-			for _, v := range res.Body.Vehicles {
-				say("%s  scout: %s", stamp, describe(v))
-				if v.Action == scout.ActionTriggered {
-					sum.Triggers[v.Reason]++
-					say("%s  worker: charging cycle ran%s → car now has %s", stamp, describeSigned(signedBefore, st.Sim.SignedRequests(VIN)),
-						describeSchedules(st.Sim.Schedules(VIN), o.Location))
-				} else if st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore {
-					sum.ScoutWakes++
-				}
-				if v.Action == scout.ActionPending && strings.Contains(v.Error, "key_not_paired") && st.Key != nil {
-					sum.KeyRefusals++
-					say("%s  🔑 the car does not know the worker's key yet; the owner opens https://tesla.com/_ak/<domain> in the Tesla app and approves", stamp)
-					if err := st.Sim.PairKey(VIN, st.Key.Public); err != nil {
-						return sum, err
-					}
-				}
-			}
-		}
-		if _, v, err := st.StoredPair(ctx); err == nil && v != lastVersion {
-			p, _, _ := st.StoredPair(ctx)
-			say("%s  worker: refreshed the Tesla tokens (fleet-tokens version %s, valid until %s)", stamp, v, p.ExpiresAt.In(o.Location).Format("15:04"))
-			lastVersion = v
-		}
-		st.Clock.Advance(o.Step)
-		st.Sim.Tick()
-		if o.Pause > 0 {
-			select {
-			case <-ctx.Done():
-				return sum, nil
-			case <-time.After(o.Pause):
+	p.initial, _ = st.Sim.Car(VIN)
+	st.Sim.RunScript(p.start, p.steps)
+	_, p.firstVersion, _ = st.StoredPair(ctx)
+	p.lastVersion = p.firstVersion
+	return p, nil
+}
+
+// tick narrates the script and the car, then ticks the scout as Cloud
+// Scheduler would.
+func (p *player) tick() error {
+	now := p.st.Clock.Now()
+	for p.nextNote < len(p.steps) && !p.start.Add(p.steps[p.nextNote].At).After(now) {
+		p.say("%s  🚗 %s", p.clock(now), p.steps[p.nextNote].Note)
+		p.nextNote++
+	}
+	p.narrateCharging(now)
+	wakesBefore := p.st.Sim.Counters().Fleet[VIN]["wake"]
+	signedBefore := p.st.Sim.SignedRequests(VIN)
+	res, err := p.st.Tick(p.ctx)
+	p.sum.Ticks++
+	stamp := p.clock(p.st.Clock.Now())
+	switch {
+	case err != nil:
+		p.sum.FailedTicks++
+		p.say("%s  scout: tick failed: %v", stamp, err)
+	case res.Status != 200:
+		p.sum.FailedTicks++
+		p.say("%s  scout: tick answered %d: %s", stamp, res.Status, strings.TrimSpace(string(res.Raw)))
+	default:
+		for _, v := range res.Body.Vehicles {
+			if err := p.narrateVehicle(stamp, v, wakesBefore, signedBefore); err != nil {
+				return err
 			}
 		}
 	}
+	p.narrateTokens(stamp)
+	return nil
+}
+
+// narrateVehicle tells one car's report, and plays the owner pairing the
+// key when the worker says it is not paired yet.
+func (p *player) narrateVehicle(stamp string, v scout.VehicleReport, wakesBefore int, signedBefore fleetsim.SignedCounters) error {
+	p.say("%s  scout: %s", stamp, describe(v))
+	switch {
+	case v.Action == scout.ActionTriggered:
+		p.sum.Triggers[v.Reason]++
+		list := p.st.Sim.Schedules(VIN)
+		p.planEnd = planEnd(list)
+		p.say("%s  worker: charging cycle ran%s → car now has %s", stamp, describeSigned(signedBefore, p.st.Sim.SignedRequests(VIN)),
+			describeSchedules(list))
+	case p.st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore:
+		p.sum.ScoutWakes++
+	}
+	if v.Action == scout.ActionPending && strings.Contains(v.Error, "key_not_paired") && p.st.Key != nil {
+		p.sum.KeyRefusals++
+		p.say("%s  🔑 the car does not know the worker's key yet; the owner opens https://tesla.com/_ak/<domain> in the Tesla app and approves", stamp)
+		return p.st.Sim.PairKey(VIN, p.st.Key.Public)
+	}
+	return nil
+}
+
+// narrateCharging says when the car itself starts and stops charging, so
+// the story shows the plan's window and the charge's end side by side.
+func (p *player) narrateCharging(now time.Time) {
+	car, ok := p.st.Sim.Car(VIN)
+	if !ok || car.ChargingState == p.charging {
+		return
+	}
+	was := p.charging
+	p.charging = car.ChargingState
+	e, _ := p.st.Sim.Energy(VIN)
+	switch {
+	case car.ChargingState == fleetsim.ChargingCharging:
+		p.chargeFrom = e.GridKWh
+		p.say("%s  🔋 the car starts charging at %d %%", p.clock(now), car.BatteryLevel)
+	case was == fleetsim.ChargingCharging:
+		how := "stopped (its schedule window ended)"
+		if car.ChargingState == fleetsim.ChargingComplete {
+			how = "complete (its charge limit reached)"
+		}
+		ended := ""
+		if at, ok := chargeEnd(e, car); ok {
+			ended = " at " + p.clock(at)
+		}
+		plan := ""
+		if p.planEnd != "" {
+			plan = "; the plan's window ends at " + p.planEnd
+		}
+		p.say("%s  🔋 charging %s%s, %d %%, %.1f kWh from the charger%s", p.clock(now), how, ended, car.BatteryLevel, e.GridKWh-p.chargeFrom, plan)
+	}
+}
+
+func (p *player) narrateTokens(stamp string) {
+	pair, v, err := p.st.StoredPair(p.ctx)
+	if err != nil || v == p.lastVersion {
+		return
+	}
+	p.say("%s  worker: refreshed the Tesla tokens (fleet-tokens version %s, valid until %s)", stamp, v, p.clock(pair.ExpiresAt))
+	p.lastVersion = v
+}
+
+// wait moves the simulated clock on and, in `make run`, lets a person read.
+func (p *player) wait() bool {
+	p.st.Clock.Advance(p.o.Step)
+	p.st.Sim.Tick()
+	if p.o.Pause <= 0 {
+		return true
+	}
+	select {
+	case <-p.ctx.Done():
+		return false
+	case <-time.After(p.o.Pause):
+		return true
+	}
+}
+
+func (p *player) clock(t time.Time) string { return t.In(p.o.Location).Format("15:04") }
+
+// finish counts the day and prints its summary.
+func (p *player) finish() Summary {
+	st, sum := p.st, &p.sum
 	c := st.Sim.Counters()
 	for outcome, n := range c.TokenExchanges {
 		if strings.HasSuffix(outcome, "_ok") || outcome == "grace_reuse" {
@@ -178,12 +285,68 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 	sum.SchedulesAtEnd = len(st.Sim.Schedules(VIN))
 	signed := st.Sim.SignedRequests(VIN)
 	sum.Handshakes, sum.SignedCommands = signed.HandshakeOutcomes[fleetsim.OutcomeVerified], signed.CommandOutcomes[fleetsim.OutcomeVerified]
-	if versions, err := st.Secrets.Versions(ctx, "fleet-tokens"); err == nil && len(versions) > 0 {
-		sum.VersionsWritten = versionNumber(versions[0].ID) - versionNumber(firstVersion)
+	if versions, err := st.Secrets.Versions(p.ctx, "fleet-tokens"); err == nil && len(versions) > 0 {
+		sum.VersionsWritten = versionNumber(versions[0].ID) - versionNumber(p.firstVersion)
 	}
-	say("\nsummary: %d ticks, triggers %v, %d token refreshes, %d billed data requests, %d wakes, %d signed commands verified by the car (%d handshakes), %d failed ticks",
+	p.say("\nsummary: %d ticks, triggers %v, %d token refreshes, %d billed data requests, %d wakes, %d signed commands verified by the car (%d handshakes), %d failed ticks",
 		sum.Ticks, sum.Triggers, sum.TokenExchanges, sum.DataRequests, sum.Wakes, sum.SignedCommands, sum.Handshakes, sum.FailedTicks)
-	return sum, nil
+	p.priceTheDay()
+	return *sum
+}
+
+// priceTheDay prices the energy the car drew at the worker's tariff, and
+// the same day with no controller.
+func (p *player) priceTheDay() {
+	cc := p.st.WorkerConfig.Charging
+	tariff, err := charging.ParseTariff(cc.TariffWindows, cc.TariffWindowsWeekend, p.o.Location)
+	if err == nil {
+		tariff, err = tariff.WithHolidays(cc.TariffHolidays)
+	}
+	if err != nil {
+		p.say("energy: not priced: %v", err)
+		return
+	}
+	e, _ := p.st.Sim.Energy(VIN)
+	p.sum.Energy = PriceHours(e.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	base := PluginBaseline(p.initial, p.start, p.st.Clock.Now(), p.o.Location, p.steps)
+	p.sum.Baseline = PriceHours(base.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	p.say("energy: %.1f kWh from the charger, %.0f %% of it in cheap hours, %.2f at %.2f/%.2f per kWh (off-peak/peak)",
+		p.sum.Energy.KWh, p.sum.Energy.OffpeakPercent(), p.sum.Energy.Cost, cc.TariffPriceOffpeak, cc.TariffPricePeak)
+	p.say("without the controller the car charges at plug-in: %.1f kWh, %.0f %% in cheap hours, %.2f — %.1f %% saved per kWh",
+		p.sum.Baseline.KWh, p.sum.Baseline.OffpeakPercent(), p.sum.Baseline.Cost, p.sum.Energy.SavingPercent(p.sum.Baseline))
+}
+
+// chargeEnd is when the last charge ended, to the minute (the tick sees it
+// up to 15 minutes late): the last hour in the ledger, filled at the car's
+// charging power from the hour's start.
+func chargeEnd(e fleetsim.EnergyStats, car fleetsim.CarState) (time.Time, bool) {
+	kw := min(car.ChargerKW, car.MaxACKW)
+	if len(e.Hours) == 0 || kw <= 0 {
+		return time.Time{}, false
+	}
+	last := e.Hours[len(e.Hours)-1]
+	return last.Start.Add(time.Duration(last.GridKWh / kw * float64(time.Hour))).Round(time.Minute), true
+}
+
+// planEnd is the local end of the latest one-time schedule (the plan's; the
+// recurring ones are the standing cheap hours).
+func planEnd(list []fleetsim.ChargeSchedule) string {
+	end := -1
+	for _, s := range list {
+		if s.OneTime && s.Enabled && s.EndEnabled {
+			// Windows are the same night: a start after noon ends past midnight.
+			e := s.EndTime
+			if s.EndTime < s.StartTime {
+				e += 24 * 60
+			}
+			end = max(end, e)
+		}
+	}
+	if end < 0 {
+		return ""
+	}
+	end %= 24 * 60
+	return fmt.Sprintf("%02d:%02d", end/60, end%60)
 }
 
 func describe(v scout.VehicleReport) string {
@@ -229,16 +392,31 @@ func describeSigned(before, after fleetsim.SignedCounters) string {
 	return out
 }
 
-func describeSchedules(list []fleetsim.ChargeSchedule, loc *time.Location) string {
+func describeSchedules(list []fleetsim.ChargeSchedule) string {
 	if len(list) == 0 {
 		return "no charge schedules"
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].StartTime < list[j].StartTime })
-	parts := make([]string, len(list))
-	for i, s := range list {
-		parts[i] = fmt.Sprintf("%02d:%02d–%02d:%02d", s.StartTime/60, s.StartTime%60, s.EndTime/60, s.EndTime%60)
+	var plan, standing []string
+	for _, s := range list {
+		w := fmt.Sprintf("%02d:%02d–%02d:%02d", s.StartTime/60, s.StartTime%60, s.EndTime/60, s.EndTime%60)
+		if s.OneTime {
+			plan = append(plan, w)
+		} else {
+			standing = append(standing, w)
+		}
 	}
-	return fmt.Sprintf("%d charge schedule(s): %s", len(list), strings.Join(parts, ", "))
+	out := fmt.Sprintf("%d charge schedule(s): ", len(list))
+	if len(plan) > 0 {
+		out += "tonight's plan " + strings.Join(plan, ", ")
+		if len(standing) > 0 {
+			out += "; "
+		}
+	}
+	if len(standing) > 0 {
+		out += "standing cheap hours " + strings.Join(standing, ", ")
+	}
+	return out
 }
 
 func versionNumber(id string) int {

@@ -406,69 +406,26 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 	rep.DrivenKm = round2(energy.DrivenKm)
 	rep.PricePeak, rep.PriceOffpeak = cc.TariffPricePeak, cc.TariffPriceOffpeak
 	rep.PriceGapPercent = round2(100 * (1 - cc.TariffPriceOffpeak/cc.TariffPricePeak))
-	ours := priceEnergy(energy.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
-	rep.EnergyKWh, rep.EnergyOffpeakPercent, rep.EnergyCost = round2(ours.kwh), ours.offpeakPercent(), round2(ours.cost)
+	ours := devstack.PriceHours(energy.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	rep.EnergyKWh, rep.EnergyOffpeakPercent, rep.EnergyCost = round2(ours.KWh), ours.OffpeakPercent(), round2(ours.Cost)
 
 	// The same script, no controller: the car charges at plug-in.
-	base := baselineYear(t, seed, start, start.Add(time.Duration(ticks)*15*time.Minute), loc, initial)
-	theirs := priceEnergy(base.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
-	rep.BaselinePluginEnergyKWh, rep.BaselinePluginOffpeakPercent = round2(theirs.kwh), theirs.offpeakPercent()
-	rep.BaselinePluginEnergyCost = round2(theirs.cost)
-	if ours.kwh > 0 && theirs.kwh > 0 {
-		rep.SavingVsPluginPercent = round2(100 * (1 - (ours.cost/ours.kwh)/(theirs.cost/theirs.kwh)))
-	}
+	base := baselineYear(seed, start, start.Add(time.Duration(ticks)*15*time.Minute), loc, initial)
+	theirs := devstack.PriceHours(base.Hours, tariff, cc.TariffPricePeak, cc.TariffPriceOffpeak)
+	rep.BaselinePluginEnergyKWh, rep.BaselinePluginOffpeakPercent = round2(theirs.KWh), theirs.OffpeakPercent()
+	rep.BaselinePluginEnergyCost = round2(theirs.Cost)
+	rep.SavingVsPluginPercent = ours.SavingPercent(theirs)
 	return rep, failures
-}
-
-// pricedEnergy is energy drawn, its cheap part and its cost.
-type pricedEnergy struct{ kwh, offpeak, cost float64 }
-
-func (p pricedEnergy) offpeakPercent() float64 {
-	if p.kwh == 0 {
-		return 0
-	}
-	return round2(100 * p.offpeak / p.kwh)
-}
-
-// priceEnergy classifies each clock hour of the ledger by the tariff: the
-// share of the hour inside cheap intervals is off-peak (exact for windows on
-// whole hours, as G12's; a window edge inside an hour is prorated).
-func priceEnergy(hours []fleetsim.HourEnergy, tariff *charging.Tariff, peak, offpeak float64) pricedEnergy {
-	var p pricedEnergy
-	for _, h := range hours {
-		var cheap time.Duration
-		for _, iv := range tariff.CheapIntervals(h.Start, h.Start.Add(time.Hour)) {
-			cheap += iv.Duration()
-		}
-		share := float64(cheap) / float64(time.Hour)
-		p.kwh += h.GridKWh
-		p.offpeak += h.GridKWh * share
-		p.cost += h.GridKWh * (share*offpeak + (1-share)*peak)
-	}
-	return p
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // baselineYear plays the year's script (the same seed, so the same trips
-// and plug-ins) on a simulator with nobody setting schedules: the car
-// charges whenever it is plugged in, as a Tesla does by itself. The
-// simulator is exact however rarely it is ticked, so one tick at the end
-// is the whole year.
-func baselineYear(t *testing.T, seed uint64, start, end time.Time, loc *time.Location, initial fleetsim.CarState) fleetsim.EnergyStats {
-	clk := clock.NewManual(start)
-	sim := fleetsim.New(fleetsim.Options{Clock: clk})
-	sim.AddCar(initial)
+// and plug-ins) with no controller: the car charges at plug-in.
+func baselineYear(seed uint64, start, end time.Time, loc *time.Location, initial fleetsim.CarState) fleetsim.EnergyStats {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	steps, _ := weeklyRoutine(rng, start, int(end.Sub(start)/(24*time.Hour)), loc, nil)
-	sim.RunScript(start, steps)
-	clk.Set(end)
-	sim.Tick()
-	st, ok := sim.Energy(vin)
-	if !ok {
-		t.Fatal("baseline: no car")
-	}
-	return st
+	return devstack.PluginBaseline(initial, start, end, loc, steps)
 }
 
 // morning is what checkMorning found at one READY_BY.
@@ -730,9 +687,9 @@ func TestYearEnergyCounters(t *testing.T) {
 				t.Errorf("07:00: level %d, morning %+v; want level %d, missed %v, reachable %v", car.BatteryLevel, m, tc.level, tc.missed, tc.reachable)
 			}
 			e, _ := sim.Energy(vin)
-			p := priceEnergy(e.Hours, tariff, 1.05, 0.55)
-			if math.Abs(p.kwh-tc.kwh) > 1e-6 || math.Abs(p.offpeakPercent()-round2(tc.offpeak)) > 1e-9 || math.Abs(p.cost-tc.cost) > 1e-6 {
-				t.Errorf("energy %.4f kWh, %.2f %% off-peak, cost %.4f; want %.4f, %.2f, %.4f", p.kwh, p.offpeakPercent(), p.cost, tc.kwh, tc.offpeak, tc.cost)
+			p := devstack.PriceHours(e.Hours, tariff, 1.05, 0.55)
+			if math.Abs(p.KWh-tc.kwh) > 1e-6 || math.Abs(p.OffpeakPercent()-round2(tc.offpeak)) > 1e-9 || math.Abs(p.Cost-tc.cost) > 1e-6 {
+				t.Errorf("energy %.4f kWh, %.2f %% off-peak, cost %.4f; want %.4f, %.2f, %.4f", p.KWh, p.OffpeakPercent(), p.Cost, tc.kwh, tc.offpeak, tc.cost)
 			}
 		})
 	}
