@@ -53,6 +53,13 @@ func routeFleet(path string) (fleetRoute, bool) {
 		return fleetRoute{ep: EndpointPartnerAccounts, method: http.MethodGet, category: CategoryOther, handle: (*Sim).partnerPublicKey, partner: true}, true
 	case parts[0] != "vehicles":
 		return fleetRoute{}, false
+	}
+	return routeVehicles(parts)
+}
+
+// routeVehicles routes /api/1/vehicles[/{vin}[/…]].
+func routeVehicles(parts []string) (fleetRoute, bool) {
+	switch {
 	case len(parts) == 1:
 		return fleetRoute{ep: EndpointVehicles, method: http.MethodGet, category: CategoryOther, handle: (*Sim).fleetVehicles}, true
 	case parts[1] == "":

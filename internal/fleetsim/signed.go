@@ -239,34 +239,8 @@ func (s *Sim) answerCommandLocked(c *car, msg, reply *universal.RoutableMessage,
 		return name
 	}
 
-	clock := dom.clock(now)
-	if e := hm.GetEpoch(); e != nil && !bytes.Equal(e, dom.epoch[:]) {
-		return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_INCORRECT_EPOCH)
-	}
-	expiresAt := hm.GetExpiresAt()
-	if expiresAt < clock {
-		return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_EXPIRED)
-	}
-	ttl := time.Duration(expiresAt-clock) * time.Second
-	if ttl > s.opts.MaxCommandTTL {
-		return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_TO_LIVE_TOO_LONG)
-	}
-	counter := hm.GetCounter()
-	if (counter == 0 || counter < sess.counter) && ttl > maxSecondsWithoutCounter*time.Second {
-		return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_TO_LIVE_TOO_LONG)
-	}
-	want := commandTag(k, domain, c.VIN, dom.epoch[:], expiresAt, counter, msg.GetFlags(), msg.GetProtobufMessageAsBytes())
-	if !hmac.Equal(want, hm.GetTag()) {
-		return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_INVALID_SIGNATURE)
-	}
-	if counter > 0 {
-		accept := sess.acceptWindow
-		if domain == domainVCSEC {
-			accept = sess.acceptStrict
-		}
-		if !accept(counter) {
-			return syncFault(universal.MessageFault_E_MESSAGEFAULT_ERROR_INVALID_TOKEN_OR_COUNTER)
-		}
+	if fault, ok := s.checkFreshLocked(c, hm, domain, dom, sess, k, msg, now); !ok {
+		return syncFault(fault)
 	}
 
 	// Verified: run it, exactly once (the counter is spent).
@@ -287,6 +261,41 @@ func (s *Sim) answerCommandLocked(c *car, msg, reply *universal.RoutableMessage,
 		}
 	}
 	return OutcomeVerified
+}
+
+// checkFreshLocked runs the checks whose faults carry fresh session info:
+// epoch, expiry, time to live, the tag, then the counter (spent on success).
+func (s *Sim) checkFreshLocked(c *car, hm *signatures.HMAC_Personalized_Signature_Data, domain universal.Domain, dom *vcpDomain, sess *vcpSession, k []byte, msg *universal.RoutableMessage, now time.Time) (universal.MessageFault_E, bool) {
+	clock := dom.clock(now)
+	if e := hm.GetEpoch(); e != nil && !bytes.Equal(e, dom.epoch[:]) {
+		return universal.MessageFault_E_MESSAGEFAULT_ERROR_INCORRECT_EPOCH, false
+	}
+	expiresAt := hm.GetExpiresAt()
+	if expiresAt < clock {
+		return universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_EXPIRED, false
+	}
+	ttl := time.Duration(expiresAt-clock) * time.Second
+	if ttl > s.opts.MaxCommandTTL {
+		return universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_TO_LIVE_TOO_LONG, false
+	}
+	counter := hm.GetCounter()
+	if (counter == 0 || counter < sess.counter) && ttl > maxSecondsWithoutCounter*time.Second {
+		return universal.MessageFault_E_MESSAGEFAULT_ERROR_TIME_TO_LIVE_TOO_LONG, false
+	}
+	want := commandTag(k, domain, c.VIN, dom.epoch[:], expiresAt, counter, msg.GetFlags(), msg.GetProtobufMessageAsBytes())
+	if !hmac.Equal(want, hm.GetTag()) {
+		return universal.MessageFault_E_MESSAGEFAULT_ERROR_INVALID_SIGNATURE, false
+	}
+	if counter > 0 {
+		accept := sess.acceptWindow
+		if domain == domainVCSEC {
+			accept = sess.acceptStrict
+		}
+		if !accept(counter) {
+			return universal.MessageFault_E_MESSAGEFAULT_ERROR_INVALID_TOKEN_OR_COUNTER, false
+		}
+	}
+	return 0, true
 }
 
 // runVCSEC runs a vcsec.UnsignedMessage. The simulated VCSEC changes

@@ -317,27 +317,35 @@ func (s *Sim) token(r *http.Request) (outcome string, status int, body any) {
 	if secretSent && f.Get("client_secret") != s.opts.ClientSecret {
 		return OutcomeInvalidClient, http.StatusUnauthorized, tokenError{"invalid_client", "client authentication failed"}
 	}
-	base := s.baseURL(r)
-
 	if grant == "refresh_token" {
-		rt := f.Get("refresh_token")
-		if rt == "" {
-			return bad("refresh_token is required")
-		}
-		s.mu.Lock()
-		p, idt, outcome := s.refreshLocked(base, rt)
-		s.mu.Unlock()
-		if outcome == OutcomeLoginRequired {
-			return outcome, http.StatusUnauthorized, tokenError{"login_required",
-				"The refresh token is invalid, expired or was cycled out by a newer one; the user must log in again."}
-		}
-		return outcome, http.StatusOK, pairResponse(p, idt)
+		return s.refreshGrant(r, f)
 	}
+	return s.codeGrant(r, f)
+}
 
+// refreshGrant is grant_type=refresh_token, the client authenticated.
+func (s *Sim) refreshGrant(r *http.Request, f url.Values) (string, int, any) {
+	rt := f.Get("refresh_token")
+	if rt == "" {
+		return OutcomeBadRequest, http.StatusBadRequest, tokenError{"invalid_request", "refresh_token is required"}
+	}
+	s.mu.Lock()
+	p, idt, outcome := s.refreshLocked(s.baseURL(r), rt)
+	s.mu.Unlock()
+	if outcome == OutcomeLoginRequired {
+		return outcome, http.StatusUnauthorized, tokenError{"login_required",
+			"The refresh token is invalid, expired or was cycled out by a newer one; the user must log in again."}
+	}
+	return outcome, http.StatusOK, pairResponse(p, idt)
+}
+
+// codeGrant is grant_type=authorization_code, the client authenticated.
+func (s *Sim) codeGrant(r *http.Request, f url.Values) (string, int, any) {
 	code := f.Get("code")
 	if code == "" {
-		return bad("code is required")
+		return OutcomeBadRequest, http.StatusBadRequest, tokenError{"invalid_request", "code is required"}
 	}
+	base := s.baseURL(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
