@@ -73,6 +73,7 @@ var ErrSigningDisabled = errors.New("the car only accepts signed commands but TE
 type RESTCommander interface {
 	AddChargeSchedule(ctx context.Context, vin string, s fleet.ScheduleRequest) error
 	RemoveChargeSchedule(ctx context.Context, vin string, id int64) error
+	SetChargeLimit(ctx context.Context, vin string, percent int) error
 }
 
 // StatusReader asks Tesla which cars need signed commands; *fleet.Client is one.
@@ -169,6 +170,13 @@ func (r *Router) RemoveChargeSchedule(ctx context.Context, vin string, id int64)
 	return r.send(ctx, vin,
 		func(ctx context.Context) error { return r.cfg.Signer.RemoveChargeSchedule(ctx, vin, id) },
 		func(ctx context.Context, c RESTCommander) error { return c.RemoveChargeSchedule(ctx, vin, id) })
+}
+
+// SetChargeLimit sets the charge limit in percent.
+func (r *Router) SetChargeLimit(ctx context.Context, vin string, percent int) error {
+	return r.send(ctx, vin,
+		func(ctx context.Context) error { return r.cfg.Signer.SetChargeLimit(ctx, vin, percent) },
+		func(ctx context.Context, c RESTCommander) error { return c.SetChargeLimit(ctx, vin, percent) })
 }
 
 func scheduleRequest(s charging.Schedule) (fleet.ScheduleRequest, error) {

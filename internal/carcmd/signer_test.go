@@ -372,6 +372,31 @@ func TestRouterPicksThePathPerCar(t *testing.T) {
 	}
 }
 
+// TestChargeLimitByEitherPath: a charge need raises the limit and puts it
+// back; the signed car verifies it, the legacy car takes it over REST, and
+// both cars then report the new limit.
+func TestChargeLimitByEitherPath(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	rt := r.router(carcmd.ModeSign, r.signer(r.keyPEM))
+	ctx := context.Background()
+	for _, vin := range []string{vin3, vinLegacy} {
+		if err := rt.SetChargeLimit(ctx, vin, 90); err != nil {
+			t.Fatalf("%s: %v", vin, err)
+		}
+		if c, _ := r.sim.Car(vin); c.ChargeLimitSOC != 90 {
+			t.Errorf("%s: limit %d, want 90", vin, c.ChargeLimitSOC)
+		}
+	}
+	if c := r.sim.SignedRequests(vin3); c.CommandOutcomes[fleetsim.OutcomeVerified] != 1 {
+		t.Errorf("signed car: %+v, want one verified command", c)
+	}
+	// Out of the car's range: refused before anything is sent.
+	if err := rt.SetChargeLimit(ctx, vinLegacy, 30); !errors.Is(err, fleet.ErrInvalidRequest) {
+		t.Errorf("limit 30 over REST: %v, want ErrInvalidRequest", err)
+	}
+}
+
 func TestExternalSignerStillWorks(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex

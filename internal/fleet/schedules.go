@@ -174,6 +174,18 @@ func (c *Client) RemoveChargeSchedule(ctx context.Context, vin string, id int64)
 	}{id})
 }
 
+// SetChargeLimit sets the charge limit in percent, through the command URL.
+// Tesla's cars take 50..100 (the app's range; vehicle-command's
+// charge-limit command sends any int32 and the car answers result:false).
+func (c *Client) SetChargeLimit(ctx context.Context, vin string, percent int) error {
+	if percent < 50 || percent > 100 {
+		return fmt.Errorf("fleet: charge limit %d %%: want 50..100: %w", percent, ErrInvalidRequest)
+	}
+	return c.command(ctx, vin, "set_charge_limit", struct {
+		Percent int `json:"percent"`
+	}{percent})
+}
+
 // command POSTs one command to the command URL and demands result:true.
 func (c *Client) command(ctx context.Context, vin, name string, body any) error {
 	path, err := vehiclePath(vin)

@@ -19,6 +19,7 @@ import (
 type CarCommands interface {
 	AddChargeSchedule(ctx context.Context, vin string, s charging.Schedule) error
 	RemoveChargeSchedule(ctx context.Context, vin string, id int64) error
+	SetChargeLimit(ctx context.Context, vin string, percent int) error
 }
 
 // FleetVehicle adapts the Fleet client (reads, wake) and the command
@@ -104,6 +105,11 @@ func (v FleetVehicle) AddChargeSchedule(ctx context.Context, vin string, s charg
 // RemoveChargeSchedule removes one schedule by id, by the car's command path.
 func (v FleetVehicle) RemoveChargeSchedule(ctx context.Context, vin string, id int64) error {
 	return v.Commands.RemoveChargeSchedule(ctx, vin, id)
+}
+
+// SetChargeLimit sets the charge limit, by the car's command path.
+func (v FleetVehicle) SetChargeLimit(ctx context.Context, vin string, percent int) error {
+	return v.Commands.SetChargeLimit(ctx, vin, percent)
 }
 
 // asleepOr adds the cycle's error kinds to the client's, keeping both for errors.Is.
