@@ -370,6 +370,9 @@ func (b *Book) Modify(ctx context.Context, id string, fn func(n *Need) error) (N
 	return b.local(out), nil
 }
 
+// StatusOf is n's status now, by the Book's clock.
+func (b *Book) StatusOf(n Need) Status { return n.Status(b.clock.Now()) }
+
 // local presents a need's times in the Book's zone (they are stored in UTC).
 func (b *Book) local(n Need) Need {
 	n.By = n.By.In(b.loc)
