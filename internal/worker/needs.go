@@ -192,7 +192,7 @@ type CarLister interface {
 // are known: a need for any other could never be charged for.
 type AccountCars struct {
 	Lister CarLister
-	Clock  clock.Clock
+	Clock  clock.Clock   // nil means the wall clock
 	TTL    time.Duration // 0 means 5 minutes
 
 	mu   sync.Mutex
@@ -210,7 +210,12 @@ func (a *AccountCars) VINs(ctx context.Context) ([]string, error) {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
-	now := a.Clock.Now()
+	var now time.Time
+	if a.Clock != nil {
+		now = a.Clock.Now()
+	} else {
+		now = time.Now()
+	}
 	if a.vins != nil && now.Sub(a.at) < ttl {
 		return a.vins, nil
 	}
