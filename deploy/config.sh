@@ -44,10 +44,11 @@ DOMAIN_SECRET=tesla-domain
 # in the code: the scout's per-car records vehicles/VIN.json and its
 # account-wide rate-limit scout/backoff.json (internal/scout/tick.go); the
 # worker's plans/VIN.json, leases/cycle-VIN.json, sessions/VIN.json and
-# command-paths/VIN.json (internal/worker/adapters.go). No object is
+# command-paths/VIN.json (internal/worker/adapters.go), and the charge
+# needs needs/VIN.json and needs/index.json (internal/needs). No object is
 # shared; a test runs both services' code against these prefixes.
 SCOUT_STATE_PREFIXES="vehicles/ scout/"
-WORKER_STATE_PREFIXES="plans/ leases/cycle- sessions/ command-paths/"
+WORKER_STATE_PREFIXES="plans/ leases/cycle- sessions/ command-paths/ needs/"
 
 WORKER_SA="${WORKER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"
 SCOUT_SA="${SCOUT_SA_ID}@${PROJECT}.iam.gserviceaccount.com"

@@ -635,7 +635,7 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 		{"secrets tesla-refresh-token", workerSA, accessor, ""},
 		{"secrets tesla-private-key", workerSA, accessor, ""},
 		{"storage buckets gs://demo-project-offpeak-state", workerSA, "roles/storage.objectUser",
-			stateCondition("offpeak-worker-state", "plans/", "leases/cycle-", "sessions/", "command-paths/")},
+			stateCondition("offpeak-worker-state", "plans/", "leases/cycle-", "sessions/", "command-paths/", "needs/")},
 		{"run services offpeak-scout", schedulerSA, "roles/run.invoker", ""},
 		// Google's documented role for a user-created logs bucket, on that
 		// bucket alone (iam.sh).

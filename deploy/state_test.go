@@ -17,6 +17,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/worker"
@@ -309,6 +310,22 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	}
 	if p, err := cmds.LoadPath(ctx, vin); err != nil || p != carcmd.PathSigned {
 		t.Errorf("load path: %q, %v", p, err)
+	}
+	// The charge needs (internal/needs): add, list all (by the index, not
+	// a bucket list), delete.
+	book, err := needs.NewBook(ws, needs.VINList{vin}, clk, needs.Config{Location: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := book.Add(ctx, needs.Request{VIN: vin, TargetPercent: 90, By: "2026-03-05 08:00"})
+	if err != nil {
+		t.Errorf("add a charge need: %v", err)
+	}
+	if all, err := book.List(ctx); err != nil || len(all) != 1 {
+		t.Errorf("list charge needs: %v, %v", all, err)
+	}
+	if _, err := book.Delete(ctx, n.ID); err != nil {
+		t.Errorf("delete a charge need: %v", err)
 	}
 	ws.check(t, "the worker")
 

@@ -1,7 +1,7 @@
 // Package fleetctl is the operator CLI: log in to Tesla, show the stored
 // token pair, refresh, migrate and prune it, make the command key, register
-// the app's domain with Tesla, pair the key with the cars, and diagnose a
-// deployment. It
+// the app's domain with Tesla, pair the key with the cars, diagnose a
+// deployment, and manage charge needs (need add|list|rm). It
 // builds the same secret store and the same tokens.Manager as the worker
 // from the same environment variables, so the CLI and the worker can never
 // disagree about the token format or the rules. Run is the whole program;
@@ -85,6 +85,9 @@ type command struct {
 	summary string
 	args    string // shown after the command name in usage
 	help    string
+	// maxArgs is how many positional arguments it takes (before, between
+	// or after the flags; in session.args); others reject any.
+	maxArgs int
 	// flags registers the command's own flags and returns what run needs.
 	flags func(fs *flag.FlagSet) any
 	run   func(ctx context.Context, s *session, opts any) error
@@ -92,7 +95,22 @@ type command struct {
 
 func commands() []*command {
 	return []*command{loginCommand(), statusCommand(), refreshCommand(), migrateCommand(), pruneCommand(),
-		keygenCommand(), registerCommand(), pairCommand(), doctorCommand()}
+		keygenCommand(), registerCommand(), pairCommand(), doctorCommand(),
+		needAddCommand(), needListCommand(), needRemoveCommand()}
+}
+
+// lookupCommand finds the command args start with: one word ("status") or
+// two ("need add"), and returns the arguments after its name.
+func lookupCommand(args []string) (*command, []string) {
+	if c := findCommand(args[0]); c != nil {
+		return c, args[1:]
+	}
+	if len(args) > 1 {
+		if c := findCommand(args[0] + " " + args[1]); c != nil {
+			return c, args[2:]
+		}
+	}
+	return nil, nil
 }
 
 func findCommand(name string) *command {
@@ -119,7 +137,7 @@ func (r Runner) Run(ctx context.Context, args []string, env func(string) string,
 	switch name := args[0]; name {
 	case "help", "-h", "-help", "--help":
 		if name == "help" && len(args) > 1 {
-			c := findCommand(args[1])
+			c, _ := lookupCommand(args[1:])
 			if c == nil {
 				fmt.Fprintf(stderr, "fleetctl help: unknown command %q\n\n", args[1])
 				writeTopUsage(stderr)
@@ -132,7 +150,7 @@ func (r Runner) Run(ctx context.Context, args []string, env func(string) string,
 		writeTopUsage(stdout)
 		return ExitOK
 	}
-	c := findCommand(args[0])
+	c, rest := lookupCommand(args)
 	if c == nil {
 		if strings.HasPrefix(args[0], "-") {
 			fmt.Fprintf(stderr, "fleetctl: flags go after the command (fleetctl <command> %s)\n\n", args[0])
@@ -142,7 +160,7 @@ func (r Runner) Run(ctx context.Context, args []string, env func(string) string,
 		writeTopUsage(stderr)
 		return ExitUsage
 	}
-	return r.runCommand(ctx, c, args[1:], env, stdin, stdout, stderr)
+	return r.runCommand(ctx, c, rest, env, stdin, stdout, stderr)
 }
 
 // common are the flags every command has besides the configuration.
@@ -167,14 +185,23 @@ func (c *command) flagSet() (*flag.FlagSet, *configFlags, *common, any) {
 
 func (r Runner) runCommand(ctx context.Context, c *command, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, cf, cm, opts := c.flagSet()
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			writeCommandUsage(stdout, c, fs)
-			return ExitOK
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeCommandUsage(stdout, c, fs)
+				return ExitOK
+			}
+			fmt.Fprintf(stderr, "fleetctl %s: %v\n\n", c.name, err)
+			writeCommandUsage(stderr, c, fs)
+			return ExitUsage
 		}
-		fmt.Fprintf(stderr, "fleetctl %s: %v\n\n", c.name, err)
-		writeCommandUsage(stderr, c, fs)
-		return ExitUsage
+		// flag stops at the first argument that is not a flag: take it
+		// and parse on, so `need rm ID --json` works as `need rm --json ID`.
+		if fs.NArg() == 0 || len(positional) >= c.maxArgs {
+			break
+		}
+		positional, args = append(positional, fs.Arg(0)), fs.Args()[1:]
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fleetctl %s: unexpected argument %q\n\n", c.name, fs.Arg(0))
@@ -182,7 +209,7 @@ func (r Runner) runCommand(ctx context.Context, c *command, args []string, env f
 		return ExitUsage
 	}
 	s := &session{
-		runner: r, name: c.name, json: cm.json, env: env,
+		runner: r, name: c.name, json: cm.json, env: env, args: positional,
 		stdin: stdin, out: stdout, errOut: stderr, clock: r.Clock,
 	}
 	if s.clock == nil {
@@ -263,9 +290,9 @@ Usage: fleetctl <command> [flags]
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
 	}
-	b.WriteString("  help     show a command's flags: fleetctl help <command> (or fleetctl <command> --help)\n\nConfiguration (environment variable, flag, default):\n")
+	b.WriteString("  help      show a command's flags: fleetctl help <command> (or fleetctl <command> --help)\n\nConfiguration (environment variable, flag, default):\n")
 	for _, s := range settings {
 		fl := ""
 		if s.flag != "" {
@@ -298,6 +325,7 @@ type session struct {
 	name           string
 	json           bool
 	env            func(string) string
+	args           []string // positional arguments (command.maxArgs)
 	stdin          io.Reader
 	out, errOut    io.Writer
 	clock          clock.Clock

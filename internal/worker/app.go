@@ -16,6 +16,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -46,6 +47,7 @@ type App struct {
 	Tokens   *tokens.Manager
 	Cycle    *charging.Cycle
 	Commands *carcmd.Router
+	Needs    *needs.Book
 	close    []func() error
 }
 
@@ -99,6 +101,24 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	exchanger := &tokens.Exchanger{TokenURL: cfg.TeslaAuthURL, HTTPClient: opts.HTTPClient}
 	app.Tokens = tokens.New(store, exchanger, opts.Clock, opts.Logger.Named("tokens"), mcfg)
 
+	// The state store is opened here, not in buildCycle, because the
+	// charge needs keep their records in it too.
+	if opts.State == nil {
+		st, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.Charging.State.Backend, Dir: cfg.Charging.State.Dir, Bucket: cfg.Charging.State.Bucket})
+		if err != nil {
+			_ = app.Close()
+			return nil, err
+		}
+		opts.State = st
+		app.close = append(app.close, closeFn)
+	}
+	book, err := buildNeeds(cfg, opts, app.Tokens)
+	if err != nil {
+		_ = app.Close()
+		return nil, err
+	}
+	app.Needs = book
+
 	cycle, commands, closeState, err := buildCycle(ctx, cfg, opts, store, app.Tokens, mcfg.Holder)
 	if err != nil {
 		_ = app.Close()
@@ -115,7 +135,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	policy.Now = opts.Clock.Now
 	app.Handler = NewHandler(Deps{
-		Tokens: app.Tokens, Cycle: cycle, Commands: commands, Auth: policy, Logger: opts.Logger,
+		Tokens: app.Tokens, Cycle: cycle, Commands: commands, Needs: app.Needs, Auth: policy, Logger: opts.Logger,
 		ProjectID: cfg.Secrets.Project, Version: opts.Version,
 	})
 	return app, nil

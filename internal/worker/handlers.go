@@ -37,6 +37,7 @@ type Deps struct {
 	Tokens    TokenService
 	Cycle     CycleRunner  // nil: /run-cycle answers 503
 	Commands  CommandPaths // nil: /health says nothing of commands
+	Needs     NeedBook     // nil: /charge-needs answers 503
 	Auth      svcauth.Policy
 	Logger    *zap.Logger
 	ProjectID string
@@ -58,6 +59,9 @@ func NewHandler(d Deps) http.Handler {
 		r.Post("/refresh-tokens", h.refreshTokens)
 		r.Post("/sync-tokens", h.syncTokens)
 		r.Post("/run-cycle", h.runCycle)
+		r.Post("/charge-needs", h.addNeed)
+		r.Get("/charge-needs", h.listNeeds)
+		r.Delete("/charge-needs/{id}", h.deleteNeed)
 	})
 	return r
 }
