@@ -1,10 +1,13 @@
 package charging
 
 import (
+	"slices"
+
 	"context"
 	"errors"
 	"fmt"
 	"github.com/offpeak-charging/offpeak/internal/geo"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"time"
 )
 
@@ -41,6 +44,9 @@ type Vehicle interface {
 	// (wrapping ErrCommandRejected) and ErrAsleep when the car sleeps.
 	AddChargeSchedule(ctx context.Context, vin string, s Schedule) error
 	RemoveChargeSchedule(ctx context.Context, vin string, id int64) error
+	// SetChargeLimit sets the car's charge limit (a charge need raises it
+	// and puts it back).
+	SetChargeLimit(ctx context.Context, vin string, percent int) error
 }
 
 // Snapshot is the part of vehicle_data a cycle uses.
@@ -103,6 +109,10 @@ type CycleConfig struct {
 	// the next cycle waits for cheap hours instead of charging at once.
 	// Nil: the plan's one-time schedules only.
 	Standing *Tariff
+	// Needs, when set, are the charge needs the cycle plans for beside the
+	// daily target (needcycle.go), on NeedTariff's cheap hours.
+	Needs      NeedBook
+	NeedTariff *Tariff
 }
 
 // Result is what one cycle did.
@@ -121,6 +131,8 @@ type Result struct {
 	PlannerUsed     string
 	FallbackReason  string
 	PlanHash        string
+	// Need is what the cycle did about the car's charge needs.
+	Need NeedResult
 }
 
 // Cycle runs the charging cycle for one car at a time.
@@ -154,6 +166,9 @@ func NewCycle(v Vehicle, p Planner, store PlanStore, clk Clock, cfg CycleConfig)
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Needs != nil && cfg.NeedTariff == nil {
+		return nil, fmt.Errorf("%w: charge needs need a tariff", ErrInvalidConfig)
 	}
 	probe := PlanInput{
 		SoC: 0, TargetPercent: cfg.Charge.TargetPercent, FloorPercent: cfg.Charge.FloorPercent,
@@ -190,14 +205,21 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	}
 	defer release()
 
-	snap, err := c.vehicle.VehicleData(ctx, vin)
-	if errors.Is(err, ErrAsleep) {
-		return Result{Asleep: true}, nil
-	}
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrVehicleRead, err)
-	}
 	var res Result
+	list, err := c.listNeeds(ctx, vin)
+	if err != nil {
+		return res, err
+	}
+	snap, err := c.read(ctx, vin, list, &res)
+	if err != nil || res.Asleep {
+		return res, err
+	}
+	now := c.clock.Now()
+	if len(list) > 0 {
+		if err := c.settleNeeds(ctx, vin, snap, list, now, &res); err != nil {
+			return res, err
+		}
+	}
 	if !snap.HasLocation {
 		// Not "away": unknown. Said so, so the owner learns the token lacks
 		// the vehicle_location scope instead of seeing no schedule, ever.
@@ -217,7 +239,11 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	res.Plan, res.Shortfall = plan.Windows, plan.Shortfall
 	res.PlannerUsed, res.FallbackReason = plan.Source, plan.FallbackReason
 
-	desired := ToSchedules(plan.Windows, c.cfg.Location, c.cfg.Home.Point())
+	needWindows, err := c.planNeed(ctx, vin, snap, list, now, &res)
+	if err != nil {
+		return res, err
+	}
+	desired := ToSchedules(mergeWindows(append(plan.Windows[:len(plan.Windows):len(plan.Windows)], needWindows...)), c.cfg.Location, c.cfg.Home.Point())
 	withStanding := append(desired[:len(desired):len(desired)], c.standing(snap, in.Now, plan.Deadline)...)
 	add, remove, err := Reconcile(snap.Schedules, withStanding, c.cfg.Home.Point(), snap.MaxSchedules)
 	if errors.Is(err, ErrTooManySchedules) && len(withStanding) > len(desired) {
@@ -244,6 +270,61 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 		return res, fmt.Errorf("%w: save plan hash: %w", ErrPlanStore, err)
 	}
 	return res, nil
+}
+
+// listNeeds reads the car's charge needs (none when the cycle has no book).
+func (c *Cycle) listNeeds(ctx context.Context, vin string) ([]needs.Need, error) {
+	if c.cfg.Needs == nil {
+		return nil, nil
+	}
+	list, err := c.cfg.Needs.ListVIN(ctx, vin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNeeds, err)
+	}
+	return list, nil
+}
+
+// read makes the cycle's one vehicle_data read. An asleep car is left
+// asleep (res.Asleep) unless a charge need asks for a step now (an outcome,
+// a restore, a raise): then it is woken, once, and read again.
+func (c *Cycle) read(ctx context.Context, vin string, list []needs.Need, res *Result) (Snapshot, error) {
+	snap, err := c.vehicle.VehicleData(ctx, vin)
+	if errors.Is(err, ErrAsleep) && needActionDue(list, c.clock.Now()) {
+		res.Woke = true
+		if werr := c.wake(ctx, vin); werr != nil {
+			return Snapshot{}, fmt.Errorf("%w: wake for a charge need: %w", ErrVehicleRead, werr)
+		}
+		snap, err = c.vehicle.VehicleData(ctx, vin)
+	}
+	if errors.Is(err, ErrAsleep) {
+		res.Asleep = true
+		return Snapshot{}, nil
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("%w: %w", ErrVehicleRead, err)
+	}
+	return snap, nil
+}
+
+// mergeWindows sorts windows and joins those that overlap or touch.
+func mergeWindows(ws []Window) []Window {
+	if len(ws) < 2 {
+		return ws
+	}
+	sorted := slices.Clone(ws)
+	slices.SortFunc(sorted, func(a, b Window) int { return a.Start.Compare(b.Start) })
+	out := []Window{sorted[0]}
+	for _, w := range sorted[1:] {
+		last := &out[len(out)-1]
+		if !w.Start.After(last.End) {
+			if w.End.After(last.End) {
+				last.End = w.End
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // standing is the standing schedules this cycle wants (standing.go): all

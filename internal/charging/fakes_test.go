@@ -44,6 +44,7 @@ type fakeCar struct {
 	blockRead   chan struct{}
 
 	reads, wakes, waits, attempts, adds, removes int
+	limitSets                                    int
 	log                                          []string
 }
 
@@ -179,6 +180,21 @@ func (c *fakeCar) RemoveChargeSchedule(ctx context.Context, vin string, id int64
 	delete(c.schedules, id)
 	c.removes++
 	c.log = append(c.log, fmt.Sprintf("remove %d", id))
+	return nil
+}
+
+func (c *fakeCar) SetChargeLimit(ctx context.Context, vin string, percent int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.command(); err != nil {
+		return err
+	}
+	if percent < 50 || percent > 100 {
+		return fmt.Errorf("%w: reason \"invalid limit\"", ErrCommandRejected)
+	}
+	c.limit = percent
+	c.limitSets++
+	c.log = append(c.log, fmt.Sprintf("limit %d", percent))
 	return nil
 }
 

@@ -119,7 +119,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	app.Needs = book
 
-	cycle, commands, closeState, err := buildCycle(ctx, cfg, opts, store, app.Tokens, mcfg.Holder)
+	cycle, commands, closeState, err := buildCycle(ctx, cfg, opts, store, app.Tokens, mcfg.Holder, book)
 	if err != nil {
 		_ = app.Close()
 		return nil, err
@@ -141,7 +141,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	return app, nil
 }
 
-func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Store, tm *tokens.Manager, holder string) (*charging.Cycle, *carcmd.Router, func() error, error) {
+func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Store, tm *tokens.Manager, holder string, book charging.NeedBook) (*charging.Cycle, *carcmd.Router, func() error, error) {
 	c := cfg.Charging
 	loc, err := time.LoadLocation(c.Timezone)
 	if err != nil {
@@ -202,6 +202,8 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 		// The cheap hours stay on the car as recurring schedules, so a
 		// plug-in before the next cycle waits for them (charging/standing.go).
 		Standing: tariff,
+		// Charge needs ("90 % by Saturday 08:00") beside the daily target.
+		Needs: book, NeedTariff: tariff,
 	}
 	if c.CommandSpacing == 0 {
 		ccfg.CommandSpacing = -1 // explicit zero: no pause

@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"time"
@@ -43,6 +45,39 @@ type CycleResponse struct {
 	Planner         string `json:"planner,omitempty"`
 	Shortfall       string `json:"shortfall,omitempty"`
 	Note            string `json:"note,omitempty"`
+	// Need is what the cycle did about the car's charge needs.
+	Need *NeedAnswer `json:"need,omitempty"`
+}
+
+// NeedAnswer tells what a cycle did about charge needs.
+type NeedAnswer struct {
+	// ID, TargetPercent, By: the need planned for now (its horizon began).
+	ID            string     `json:"id,omitempty"`
+	TargetPercent int        `json:"target_percent,omitempty"`
+	By            *time.Time `json:"by,omitempty"`
+	LimitRaised   bool       `json:"limit_raised,omitempty"`
+	// PeakKWh is what the plan buys at peak because the cheap hours before
+	// `by` cannot hold it all; Shortfall what even every minute cannot.
+	PeakKWh   float64  `json:"peak_kwh,omitempty"`
+	Shortfall string   `json:"shortfall,omitempty"`
+	Restored  []string `json:"limit_restored,omitempty"`
+	Settled   []string `json:"outcome_recorded,omitempty"`
+}
+
+func needAnswer(r charging.NeedResult) *NeedAnswer {
+	if r.ID == "" && len(r.Restored)+len(r.Settled) == 0 {
+		return nil
+	}
+	a := &NeedAnswer{ID: r.ID, TargetPercent: r.TargetPercent, LimitRaised: r.LimitRaised,
+		PeakKWh: math.Round(r.PeakKWh*100) / 100, Restored: r.Restored, Settled: r.Settled}
+	if r.ID != "" {
+		by := r.By.UTC()
+		a.By = &by
+	}
+	if r.Shortfall > 0 {
+		a.Shortfall = r.Shortfall.Round(time.Minute).String()
+	}
+	return a
 }
 
 // NoteLocationMissing is the answer's note for a car that sent no position.
@@ -89,7 +124,7 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
 		Commands: CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
 		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
-		LocationMissing: res.LocationMissing,
+		LocationMissing: res.LocationMissing, Need: needAnswer(res.Need),
 	}
 	for _, win := range res.Plan {
 		out.Plan = append(out.Plan, PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
@@ -105,6 +140,9 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		log.Warn("the car reported no position; nothing planned", zap.String("fix", "run fleetctl login and approve the vehicle_location scope"))
 	case !res.AtHome:
 		out.Note = "car not at home: home schedules left as they are"
+	case res.Need.PeakKWh > 0:
+		out.Note = fmt.Sprintf("charge need %s: the cheap hours before %s cannot hold it all; %.1f kWh will be bought at peak",
+			res.Need.ID, res.Need.By.UTC().Format(time.RFC3339), res.Need.PeakKWh)
 	}
 	log.Info("charging cycle done", zap.Int("added", res.Added), zap.Int("removed", res.Removed),
 		zap.Bool("woke", res.Woke), zap.Bool("changed", res.Changed), zap.Bool("asleep", res.Asleep))
@@ -142,7 +180,7 @@ func cycleError(w http.ResponseWriter, err error) bool {
 	case errors.Is(err, charging.ErrVehicleRead), errors.Is(err, charging.ErrCommand), errors.Is(err, fleet.ErrUpstream),
 		errors.Is(err, fleet.ErrRateLimited), errors.Is(err, charging.ErrAsleep):
 		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
-	case errors.Is(err, charging.ErrPlanStore):
+	case errors.Is(err, charging.ErrPlanStore), errors.Is(err, charging.ErrNeeds):
 		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
 	default:
 		return false
