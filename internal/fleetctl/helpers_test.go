@@ -191,6 +191,7 @@ func (b *syncBuffer) String() string {
 // terminal sees it: the test reads the prompts from stderr as they come
 // and can type on stdin.
 type running struct {
+	args    []string
 	stdout  *syncBuffer
 	stderr  *syncBuffer
 	stdin   *io.PipeWriter
@@ -204,7 +205,7 @@ func (h *harness) start(args ...string) *running {
 	h.t.Cleanup(cancel)
 	inR, inW := io.Pipe()
 	errR, errW := io.Pipe()
-	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stdin: inW, authURL: make(chan string, 1), done: make(chan int, 1)}
+	r := &running{args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, stdin: inW, authURL: make(chan string, 1), done: make(chan int, 1)}
 	prefix := h.url + "/oauth2/v3/authorize?"
 	go func() {
 		sc := bufio.NewScanner(errR)
