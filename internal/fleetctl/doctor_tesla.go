@@ -191,26 +191,7 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	get := func(bearer string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, u+"/health", nil)
-		if err != nil {
-			return nil, err
-		}
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		return d.s.httpClient().Do(req)
-	}
-	resp, err := get("")
-	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-		// On Cloud Run the service is private: its invoker check wants a
-		// Google ID token of an account with run.invoker, and the worker's
-		// /health asks nothing more (README, Operations).
-		if tok, terr := exec.CommandContext(cctx, o.gcloud, "auth", "print-identity-token").Output(); terr == nil && len(strings.TrimSpace(string(tok))) > 0 {
-			resp.Body.Close()
-			resp, err = get(strings.TrimSpace(string(tok)))
-		}
-	}
+	resp, err := d.getHealth(cctx, u, o.gcloud)
 	if err != nil {
 		d.add(levelFail, "worker", "unreachable: "+err.Error(), "check --worker-url and that the service is deployed")
 		return
@@ -221,6 +202,39 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 			"log in with gcloud as an account with roles/run.invoker on the worker (deploy's OPERATOR)")
 		return
 	}
+	d.judgeHealth(resp)
+}
+
+// getHealth GETs base/health; refused, it asks once more with gcloud's
+// identity token. On Cloud Run the service is private: its invoker check
+// wants a Google ID token of an account with run.invoker, and the worker's
+// /health asks nothing more (README, Operations).
+func (d *doctor) getHealth(ctx context.Context, base, gcloud string) (*http.Response, error) {
+	get := func(bearer string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+		if err != nil {
+			return nil, err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return d.s.httpClient().Do(req)
+	}
+	resp, err := get("")
+	if err != nil || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden) {
+		return resp, err
+	}
+	tok, terr := exec.CommandContext(ctx, gcloud, "auth", "print-identity-token").Output()
+	if terr != nil || len(strings.TrimSpace(string(tok))) == 0 {
+		return resp, nil
+	}
+	resp.Body.Close()
+	return get(strings.TrimSpace(string(tok)))
+}
+
+// judgeHealth reads a /health answer: healthy, and able to sign when it
+// signs.
+func (d *doctor) judgeHealth(resp *http.Response) {
 	var h struct {
 		Status string `json:"status"`
 		Tokens struct {

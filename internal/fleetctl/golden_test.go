@@ -199,9 +199,40 @@ func (tr *transcript) check(name string) {
 // lineDiff shows what changed between two texts, line by line, with a
 // little context: enough to read a changed message in the test log.
 func lineDiff(want, got string) string {
-	a, b := strings.Split(want, "\n"), strings.Split(got, "\n")
-	// Longest common subsequence, by dynamic programming: transcripts are
-	// short (tens to a few hundred lines).
+	lines := editScript(strings.Split(want, "\n"), strings.Split(got, "\n"))
+	const context = 2
+	changed := func(k int) bool {
+		for n := max(k-context, 0); n <= k+context && n < len(lines); n++ {
+			if lines[n].op != ' ' {
+				return true
+			}
+		}
+		return false
+	}
+	var out strings.Builder
+	last := -1
+	for k, l := range lines {
+		if !changed(k) {
+			continue
+		}
+		if last >= 0 && k > last+1 {
+			out.WriteString("  …\n")
+		}
+		fmt.Fprintf(&out, "%c %s\n", l.op, l.text)
+		last = k
+	}
+	return out.String()
+}
+
+type diffLine struct {
+	op   byte // ' ', '-' or '+'
+	text string
+}
+
+// editScript turns a into b through their longest common subsequence,
+// found by dynamic programming: transcripts are short (tens to a few
+// hundred lines).
+func editScript(a, b []string) []diffLine {
 	lcs := make([][]int, len(a)+1)
 	for i := range lcs {
 		lcs[i] = make([]int, len(b)+1)
@@ -215,43 +246,20 @@ func lineDiff(want, got string) string {
 			}
 		}
 	}
-	type line struct {
-		op   byte
-		text string
-	}
-	var lines []line
+	var lines []diffLine
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		switch {
 		case i < len(a) && j < len(b) && a[i] == b[j]:
-			lines = append(lines, line{' ', a[i]})
+			lines = append(lines, diffLine{' ', a[i]})
 			i, j = i+1, j+1
 		case j < len(b) && (i == len(a) || lcs[i][j+1] >= lcs[i+1][j]):
-			lines = append(lines, line{'+', b[j]})
+			lines = append(lines, diffLine{'+', b[j]})
 			j++
 		default:
-			lines = append(lines, line{'-', a[i]})
+			lines = append(lines, diffLine{'-', a[i]})
 			i++
 		}
 	}
-	const context = 2
-	var out strings.Builder
-	last := -1
-	for k, l := range lines {
-		near := false
-		for d := -context; d <= context; d++ {
-			if n := k + d; n >= 0 && n < len(lines) && lines[n].op != ' ' {
-				near = true
-			}
-		}
-		if !near {
-			continue
-		}
-		if last >= 0 && k > last+1 {
-			out.WriteString("  …\n")
-		}
-		fmt.Fprintf(&out, "%c %s\n", l.op, l.text)
-		last = k
-	}
-	return out.String()
+	return lines
 }

