@@ -213,7 +213,7 @@ func buildCommands(ctx context.Context, cfg Config, opts Options, store secrets.
 		Paths: CommandStore{Store: st, Clock: opts.Clock}}
 	switch mode {
 	case carcmd.ModeProxy:
-		rc.Proxy = fleet.New(cfg.TeslaCommandURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
+		rc.Proxy = fleet.New(cfg.SignerURL(), tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
 			fleet.WithTokenRenewal(tm))
 	case carcmd.ModeSign:
 		scfg := carcmd.SignerConfig{

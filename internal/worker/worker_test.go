@@ -478,8 +478,19 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	m := map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "52.2", "HOME_LON": "21.0",
 		"TESLA_COMMAND_URL": "https://fleet-api.prd.eu.vn.cloud.tesla.com/"}
 	cfg, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
-	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" {
-		t.Errorf("command mode %q, key secret %q, err %v; want sign and tesla-private-key", mode, cfg.PrivateKeySecret, err)
+	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" || cfg.SignerURL() != "" {
+		t.Errorf("command mode %q, key secret %q, signer %q, err %v; want sign, tesla-private-key and none", mode, cfg.PrivateKeySecret, cfg.SignerURL(), err)
+	}
+
+	// Every problem at once, not the first only.
+	m = map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "91", "HOME_LON": "21.0",
+		"TOKEN_KEEP_VERSIONS": "0", "TESLA_AUTH_URL": "http://fleet-auth.example", "CHARGE_EFFICIENCY": "2", "TIMEZONE": "Mars/Olympus",
+		"COMMAND_SPACING": "soon"}
+	_, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
+	for _, want := range []string{"COMMAND_SPACING", "HOME_LAT", "TOKEN_KEEP_VERSIONS", "TESLA_AUTH_URL", "CHARGE_EFFICIENCY", "TIMEZONE"} {
+		if err == nil || !strings.Contains(err.Error(), want+": ") {
+			t.Errorf("err = %v, want it to name %s too", err, want)
+		}
 	}
 }
 
