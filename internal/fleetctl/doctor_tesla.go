@@ -159,7 +159,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 	for _, v := range st.KeyPairedVINs {
 		paired[v] = true
 	}
-	mode, modeErr := carcmd.ParseMode(d.s.env("TESLA_COMMAND_MODE"), strings.TrimSpace(d.s.env("TESLA_COMMAND_URL")))
+	mode, modeErr := carcmd.ParseMode(d.s.cfg.Command.TeslaCommandMode, d.s.cfg.Command.TeslaCommandURL)
 	for _, vin := range vins {
 		check := "car " + vin
 		info, known := st.Vehicles[vin]
@@ -183,7 +183,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 	u := strings.TrimRight(strings.TrimSpace(o.workerURL), "/")
 	if u == "" {
-		u = strings.TrimRight(strings.TrimSpace(d.s.env("WORKER_URL")), "/")
+		u = strings.TrimRight(d.s.cfg.Command.WorkerURL, "/")
 	}
 	if u == "" {
 		d.add(levelWarn, "worker", "not checked", "give --worker-url (or WORKER_URL)")
@@ -268,16 +268,16 @@ func (d *doctor) judgeHealth(resp *http.Response) {
 func (d *doctor) checkScheduler(ctx context.Context, o *doctorOptions) {
 	region := strings.TrimSpace(o.region)
 	if region == "" {
-		region = strings.TrimSpace(d.s.env("REGION"))
+		region = d.s.cfg.Command.Region
 	}
-	if d.s.cfg.SecretsBackend != "gcp" || region == "" {
+	if d.s.cfg.Secrets.Backend != "gcp" || region == "" {
 		d.add(levelWarn, "scheduler", "not checked", "give --region (and use SECRETS_BACKEND=gcp) to check the Cloud Scheduler job")
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, o.gcloud, "scheduler", "jobs", "describe", o.schedulerJob,
-		"--project", d.s.cfg.GoogleCloudProject, "--location", region, "--format", "value(state)").Output()
+		"--project", d.s.cfg.Secrets.Project, "--location", region, "--format", "value(state)").Output()
 	state := strings.TrimSpace(string(out))
 	switch {
 	case err != nil:

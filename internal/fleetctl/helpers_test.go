@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
+
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -83,7 +85,8 @@ func newHarnessWith(t *testing.T, opts fleetsim.Options) *harness {
 	return h
 }
 
-func (h *harness) env(name string) string { return h.vars[name] }
+// env is the harness's environment, as fleetctl reads it.
+func (h *harness) env() envconfig.Lookuper { return envconfig.MapLookuper(h.vars) }
 
 func (h *harness) put(secret, value string) string {
 	h.t.Helper()
@@ -150,7 +153,7 @@ func (h *harness) run(stdin string, args ...string) (code int, stdout, stderr st
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = h.runner.Run(ctx, args, h.env, strings.NewReader(stdin), &out, &errOut)
+	code = h.runner.Run(ctx, args, h.env(), strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -223,7 +226,7 @@ func (h *harness) start(args ...string) *running {
 		_, _ = io.Copy(io.Discard, errR)
 	}()
 	go func() {
-		code := h.runner.Run(ctx, args, h.env, inR, r.stdout, errW)
+		code := h.runner.Run(ctx, args, h.env(), inR, r.stdout, errW)
 		_ = errW.Close()
 		_ = inR.Close()
 		r.done <- code

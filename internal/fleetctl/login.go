@@ -137,7 +137,7 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 // receive).
 func (o *loginOptions) resolve(s *session) (listenAt *url.URL, err error) {
 	if o.redirectURI == "" {
-		o.redirectURI = strings.TrimSpace(s.env("TESLA_REDIRECT_URI"))
+		o.redirectURI = s.cfg.Command.RedirectURI
 	}
 	if o.timeout <= 0 {
 		return nil, usageError{errors.New("--timeout must be positive")}

@@ -2,11 +2,8 @@ package fleetctl
 
 import (
 	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/offpeak-charging/offpeak/internal/worker"
 )
 
 func TestUsageAndExitCodes(t *testing.T) {
@@ -85,48 +82,4 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 	tr.check("help")
-}
-
-// The CLI must open the secrets the worker opens: same variables, same
-// defaults. The worker's Config tags are the reference.
-func TestConfigMatchesTheWorker(t *testing.T) {
-	t.Parallel()
-	workerDefaults := map[string]string{}
-	var walk func(reflect.Type)
-	walk = func(rt reflect.Type) {
-		for i := 0; i < rt.NumField(); i++ {
-			f := rt.Field(i)
-			tag := f.Tag.Get("env")
-			if tag == "" {
-				if f.Type.Kind() == reflect.Struct {
-					walk(f.Type)
-				}
-				continue
-			}
-			name, opts, _ := strings.Cut(tag, ",")
-			def := ""
-			for _, o := range strings.Split(opts, ",") {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
-					def = v
-				}
-			}
-			workerDefaults[strings.TrimSpace(name)] = def
-		}
-	}
-	walk(reflect.TypeOf(worker.Config{}))
-	for _, s := range settings {
-		// Only a login needs the authorize URL, and only register and pair the
-		// domain; the worker reads neither.
-		if s.env == "TESLA_AUTHORIZE_URL" || s.env == "TESLA_DOMAIN_SECRET" {
-			continue
-		}
-		def, ok := workerDefaults[s.env]
-		if !ok {
-			t.Errorf("%s: the worker does not read it", s.env)
-			continue
-		}
-		if def != s.def {
-			t.Errorf("%s: default %q, the worker's is %q", s.env, s.def, def)
-		}
-	}
 }
