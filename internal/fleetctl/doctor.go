@@ -309,7 +309,7 @@ func (d *doctor) checkFleet(ctx context.Context, pair tokens.Pair) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := fleet.New(base, staticToken(pair.AccessToken), fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock))
+	client := s.fleetClient(base, staticToken(pair.AccessToken))
 	reg, err := client.Region(cctx)
 	switch {
 	case err == nil && sameURL(reg.FleetAPIBaseURL, base):

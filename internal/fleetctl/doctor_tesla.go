@@ -115,7 +115,7 @@ func (d *doctor) checkRegistration(ctx context.Context, store secrets.Store, dom
 		d.add(levelFail, "registration", "no partner token: "+err.Error(), "check the client id and secret of your app (developer.tesla.com)")
 		return
 	}
-	client := fleet.New(base, tok, fleet.WithHTTPClient(d.s.httpClient()), fleet.WithClock(d.s.clock))
+	client := d.s.fleetClient(base, tok)
 	registered, err := client.PartnerPublicKey(cctx, domain)
 	switch {
 	case err != nil:
@@ -136,7 +136,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := fleet.New(d.s.cfg.TeslaFleetAPIURL, staticToken(pair.AccessToken), fleet.WithHTTPClient(d.s.httpClient()), fleet.WithClock(d.s.clock))
+	client := d.s.fleetClient(d.s.cfg.TeslaFleetAPIURL, staticToken(pair.AccessToken))
 	cars, err := client.Vehicles(cctx)
 	if err != nil {
 		d.add(levelFail, "cars", "cannot list the account's cars: "+err.Error(), "see the fleet API line above")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +219,45 @@ func TestDoctorChecksTheWorker(t *testing.T) {
 		t.Errorf("private worker: exit %d, or the identity token was printed", code)
 	}
 	tr.check("doctor_worker")
+}
+
+// agents records the User-Agent of each request that passes.
+type agents struct {
+	mu   sync.Mutex
+	seen map[string]string // "METHOD path" → User-Agent
+}
+
+func (a *agents) RoundTrip(r *http.Request) (*http.Response, error) {
+	a.mu.Lock()
+	a.seen[r.Method+" "+r.URL.Path] = r.Header.Get("User-Agent")
+	a.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Tesla asks API clients to say who they are: doctor's Fleet API requests
+// (user and partner token alike) carry offpeak-fleetctl/<version>.
+func TestFleetRequestsCarryTheUserAgent(t *testing.T) {
+	t.Parallel()
+	h, _, _, workerURL := onboarded(t)
+	rec := &agents{seen: map[string]string{}}
+	h.runner.HTTPClient = &http.Client{Transport: rec, Timeout: 10 * time.Second}
+	h.runner.Version = "1.2.3"
+	if code, out, _ := h.run("", "doctor", "--worker-url", workerURL); code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	fleetCalls := 0
+	for req, ua := range rec.seen {
+		if !strings.Contains(req, " /api/1/") {
+			continue
+		}
+		fleetCalls++
+		if ua != "offpeak-fleetctl/1.2.3" {
+			t.Errorf("%s: User-Agent %q, want offpeak-fleetctl/1.2.3", req, ua)
+		}
+	}
+	if fleetCalls < 3 {
+		t.Errorf("Fleet API requests seen: %v", rec.seen)
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -345,6 +346,13 @@ func (s *session) httpClient() *http.Client {
 		return httpclient.NoRedirects(s.runner.HTTPClient)
 	}
 	return httpclient.New(20 * time.Second)
+}
+
+// fleetClient is a Fleet API client at base with fleetctl's HTTP client,
+// clock and User-Agent (offpeak-fleetctl/<version>).
+func (s *session) fleetClient(base string, tok fleet.TokenSource) *fleet.Client {
+	return fleet.New(base, tok, fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock),
+		fleet.WithUserAgent(fleet.UserAgent("fleetctl", s.runner.Version)))
 }
 
 func (s *session) exchanger() *tokens.Exchanger {

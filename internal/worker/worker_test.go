@@ -42,6 +42,9 @@ type env struct {
 	app    *worker.App
 	url    string
 	logBuf *syncBuffer
+	// httpClient and version, when set, go to Build (a restart takes them).
+	httpClient *http.Client
+	version    string
 }
 
 type syncBuffer struct {
@@ -118,6 +121,7 @@ func (e *env) start() {
 	var err error
 	logger := logging.New(logging.Options{Output: e.logBuf, Level: zap.DebugLevel})
 	e.app, err = worker.Build(context.Background(), e.cfg, worker.Options{Clock: e.clock, Secrets: e.store, Logger: logger, State: e.state,
+		HTTPClient: e.httpClient, Version: e.version,
 		ManagerConfig: func(c *tokens.Config) {
 			c.RetryBase = time.Millisecond
 			c.PersistBudget = 200 * time.Millisecond
