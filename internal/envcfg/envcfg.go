@@ -65,7 +65,7 @@ func Load(ctx context.Context, lookup envconfig.Lookuper, target Validator) erro
 		if err == nil {
 			break
 		}
-		problem, name := named(err, paths)
+		name, problem := named(err, paths)
 		problems = append(problems, problem)
 		switch {
 		case name == "" || unparsable[name] || missing[name]:
@@ -102,8 +102,9 @@ func passLookuper(lookup envconfig.Lookuper, unparsable, missing map[string]bool
 }
 
 // named turns envconfig's error, which starts with the field path
-// ("Charging: Home: Lat: …"), into a VarError naming the variable.
-func named(err error, paths map[string]string) (error, string) {
+// ("Charging: Home: Lat: …"), into a VarError naming the variable, and
+// returns the variable's name too ("" if the error names none).
+func named(err error, paths map[string]string) (string, error) {
 	msg := err.Error()
 	// Longest field paths first, so "Charging: HomeLat" wins over "Charging".
 	keys := make([]string, 0, len(paths))
@@ -127,9 +128,9 @@ func named(err error, paths map[string]string) (error, string) {
 		if inner == nil || inner.Error() != rest {
 			inner = errors.New(rest)
 		}
-		return &VarError{Var: paths[path], Err: inner}, paths[path]
+		return paths[path], &VarError{Var: paths[path], Err: inner}
 	}
-	return err, ""
+	return "", err
 }
 
 // Problems lists the problems in err one by one: the errors joined in it

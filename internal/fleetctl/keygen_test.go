@@ -64,15 +64,14 @@ func TestKeygenRefusesToReplaceWithoutForce(t *testing.T) {
 	tr.key(old.Public, "<the old key>")
 	tr.note("tesla-private-key holds a key")
 
-	code, stdout, stderr := tr.run("", "keygen")
-	if code != ExitFailure || stdout != "" {
+	if code, stdout, _ := tr.run("", "keygen"); code != ExitFailure || stdout != "" {
 		t.Fatalf("exit %d, stdout %q", code, stdout)
 	}
 	if versions, _ := h.store.Versions(context.Background(), "tesla-private-key"); len(versions) != 1 {
 		t.Errorf("%d versions after a refusal", len(versions))
 	}
 
-	code, stdout, stderr = tr.run("", "keygen", "--force")
+	code, stdout, stderr := tr.run("", "keygen", "--force")
 	if code != ExitOK {
 		t.Fatalf("--force: exit %d\n%s", code, stderr)
 	}
