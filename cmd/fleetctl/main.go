@@ -9,12 +9,17 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sethvargo/go-envconfig"
+
 	"github.com/offpeak-charging/offpeak/internal/fleetctl"
 )
 
+// version is set at build time (-ldflags -X main.version=…).
+var version = "dev"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := fleetctl.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	code := fleetctl.Runner{Version: version}.Run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

@@ -2,12 +2,15 @@ package envcfg
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
 
 type inner struct {
@@ -19,6 +22,20 @@ type sample struct {
 	Wait     time.Duration `env:"WAIT, default=1s"`
 	URL      string        `env:"WORKER_URL, required"`
 	Charging inner
+
+	validated bool
+}
+
+func (s *sample) Validate() error {
+	s.validated = true
+	var problems []error
+	if s.Port == "0" {
+		problems = append(problems, Errorf("PORT", "must not be 0"))
+	}
+	if s.Wait > time.Minute {
+		problems = append(problems, Errorf("WAIT", "%s is too long", s.Wait))
+	}
+	return errors.Join(problems...)
 }
 
 func TestErrorsNameTheVariable(t *testing.T) {
@@ -36,8 +53,61 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		}
 	}
 	var s sample
-	if err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"WORKER_URL": "u", "HOME_LAT": "52.2"}), &s); err != nil || s.Port != "8080" || s.Charging.Lat != 52.2 {
+	if err := Load(context.Background(), envconfig.MapLookuper(map[string]string{"WORKER_URL": "u", "HOME_LAT": "52.2"}), &s); err != nil || s.Port != "8080" || s.Charging.Lat != 52.2 || !s.validated {
 		t.Errorf("load = %+v, %v", s, err)
+	}
+}
+
+// Every problem at once, each a VarError naming its variable: values that
+// do not parse, required ones missing, and what Validate finds, which it is
+// asked only when every value was read.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env       map[string]string
+		want      []string // the variables named, in order
+		validated bool
+	}{
+		{map[string]string{"WORKER_URL": "x", "WAIT": "soon", "HOME_LAT": "north", "PORT": "0"}, []string{"WAIT", "HOME_LAT", "PORT"}, true},
+		{map[string]string{"WORKER_URL": "x", "WAIT": "2m", "PORT": "0"}, []string{"PORT", "WAIT"}, true},
+		{map[string]string{"WAIT": "soon", "PORT": "0"}, []string{"WAIT", "WORKER_URL"}, false},
+	} {
+		var s sample
+		err := Load(context.Background(), envconfig.MapLookuper(tc.env), &s)
+		var got []string
+		for _, p := range Problems(err) {
+			var ve *VarError
+			if !errors.As(p, &ve) {
+				t.Errorf("%v: %v is not a VarError", tc.env, p)
+				continue
+			}
+			got = append(got, ve.Var)
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") || s.validated != tc.validated {
+			t.Errorf("%v: problems %q (validated %v), want %q (%v)\n%v", tc.env, got, s.validated, tc.want, tc.validated, err)
+		}
+		if _, present := tc.env["WORKER_URL"]; !present && !errors.Is(err, envconfig.ErrMissingRequired) {
+			t.Errorf("%v: %v does not wrap envconfig.ErrMissingRequired", tc.env, err)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	t.Parallel()
+	got := Describe(reflect.TypeOf(TeslaApp{}))
+	want := []Var{
+		{Name: "TESLA_FLEET_API_URL", Default: "https://fleet-api.prd.eu.vn.cloud.tesla.com"},
+		{Name: "FLEET_TOKENS_SECRET", Default: "fleet-tokens"},
+		{Name: "TOKEN_REFRESH_BEFORE", Default: "30m"},
+		{Name: "TESLA_AUTH_URL", Default: tokens.DefaultTokenURL},
+		{Name: "TESLA_CLIENT_ID_SECRET", Default: "tesla-client-id"},
+		{Name: "TESLA_CLIENT_SECRET_SECRET", Default: "tesla-client-secret"},
+		{Name: "LEGACY_REFRESH_TOKEN_SECRET", Default: "tesla-refresh-token"},
+		{Name: "TOKEN_KEEP_VERSIONS", Default: "3"},
+		{Name: "TESLA_PRIVATE_KEY_SECRET", Default: "tesla-private-key"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Describe(TeslaApp) =\n%+v\nwant\n%+v", got, want)
 	}
 }
 

@@ -28,3 +28,30 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// The README's table of the token settings is the code's: every variable
+// of the section, in its order, with the default its tag gives.
+func TestREADMETokenTableIsTheSection(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(readme), "\n### Tesla and the tokens\n")
+	if !ok {
+		t.Fatal("README: no section \"Tesla and the tokens\"")
+	}
+	table, _, _ = strings.Cut(table, "\n### ")
+	var got []envcfg.Var
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, " | ")
+		if len(cells) < 3 || !strings.HasPrefix(cells[0], "| `") {
+			continue
+		}
+		got = append(got, envcfg.Var{Name: strings.Trim(cells[0], "| `"), Default: strings.Trim(cells[1], "`")})
+	}
+	want := envcfg.Describe(reflect.TypeOf(envcfg.TeslaApp{}))
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("README's token table:\n%+v\nenvcfg.TeslaApp:\n%+v", got, want)
+	}
+}

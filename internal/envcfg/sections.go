@@ -1,15 +1,17 @@
 package envcfg
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
-// The sections below are shared by the worker's and the scout's
-// configuration, so the two read the same variables with the same defaults
-// and reject the same mistakes with the same words.
+// The sections below are shared by the services' configurations (and
+// fleetctl's). Each Validate reports every problem it finds and changes
+// nothing; where a value is tidied (spaces, a trailing slash), Normalize
+// does it, and the configuration that embeds the section calls it once,
+// after Validate.
 
 // Secrets selects the secret store.
 type Secrets struct {
@@ -18,19 +20,20 @@ type Secrets struct {
 	Project string `env:"GOOGLE_CLOUD_PROJECT"`
 }
 
-// Validate checks the backend and what it needs.
+// Validate checks the backend and what it needs. (A backend that is not
+// known has no needs to check, so there is one problem at most.)
 func (s Secrets) Validate() error {
 	switch s.Backend {
 	case "file":
 		if s.Dir == "" {
-			return fmt.Errorf("SECRETS_DIR: required when SECRETS_BACKEND=file")
+			return Errorf("SECRETS_DIR", "required when SECRETS_BACKEND=file")
 		}
 	case "gcp":
 		if s.Project == "" {
-			return fmt.Errorf("GOOGLE_CLOUD_PROJECT: required when SECRETS_BACKEND=gcp")
+			return Errorf("GOOGLE_CLOUD_PROJECT", "required when SECRETS_BACKEND=gcp")
 		}
 	default:
-		return fmt.Errorf("SECRETS_BACKEND: %q is not one of file, gcp", s.Backend)
+		return Errorf("SECRETS_BACKEND", "%q is not one of file, gcp", s.Backend)
 	}
 	return nil
 }
@@ -43,19 +46,20 @@ type State struct {
 	Bucket  string `env:"STATE_BUCKET"`
 }
 
-// Validate checks the backend and what it needs.
+// Validate checks the backend and what it needs (one problem at most, as
+// for Secrets).
 func (s State) Validate() error {
 	switch s.Backend {
 	case "file":
 		if s.Dir == "" {
-			return fmt.Errorf("STATE_DIR: required when STATE_BACKEND=file")
+			return Errorf("STATE_DIR", "required when STATE_BACKEND=file")
 		}
 	case "gcs":
 		if s.Bucket == "" {
-			return fmt.Errorf("STATE_BUCKET: required when STATE_BACKEND=gcs")
+			return Errorf("STATE_BUCKET", "required when STATE_BACKEND=gcs")
 		}
 	default:
-		return fmt.Errorf("STATE_BACKEND: %q is not one of file, gcs", s.Backend)
+		return Errorf("STATE_BACKEND", "%q is not one of file, gcs", s.Backend)
 	}
 	return nil
 }
@@ -69,17 +73,22 @@ type Home struct {
 
 // Validate checks that the position is a place and the radius a distance.
 func (h Home) Validate() error {
-	switch {
-	case h.Lat < -90 || h.Lat > 90:
-		return fmt.Errorf("HOME_LAT: %v is not a latitude", h.Lat)
-	case h.Lon < -180 || h.Lon > 180:
-		return fmt.Errorf("HOME_LON: %v is not a longitude", h.Lon)
-	case h.Lat == 0 && h.Lon == 0:
-		return fmt.Errorf("HOME_LAT/HOME_LON: 0,0 is in the Gulf of Guinea; set your home's coordinates")
-	case h.RadiusM <= 0 || h.RadiusM > 10000:
-		return fmt.Errorf("HOME_RADIUS_M: %v must be between 0 and 10000 metres", h.RadiusM)
+	var problems []error
+	latOK := h.Lat >= -90 && h.Lat <= 90
+	lonOK := h.Lon >= -180 && h.Lon <= 180
+	if !latOK {
+		problems = append(problems, Errorf("HOME_LAT", "%v is not a latitude", h.Lat))
 	}
-	return nil
+	if !lonOK {
+		problems = append(problems, Errorf("HOME_LON", "%v is not a longitude", h.Lon))
+	}
+	if latOK && lonOK && h.Lat == 0 && h.Lon == 0 {
+		problems = append(problems, errors.New("HOME_LAT/HOME_LON: 0,0 is in the Gulf of Guinea; set your home's coordinates"))
+	}
+	if h.RadiusM <= 0 || h.RadiusM > 10000 {
+		problems = append(problems, Errorf("HOME_RADIUS_M", "%v must be between 0 and 10000 metres", h.RadiusM))
+	}
+	return errors.Join(problems...)
 }
 
 // CheckURL requires, in the variable name, an absolute https URL, or http
@@ -87,16 +96,21 @@ func (h Home) Validate() error {
 // and API keys never cross a network in clear text.
 func CheckURL(name, v string) error {
 	if err := httpclient.CheckURL(v); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return &VarError{Var: name, Err: err}
 	}
 	return nil
 }
+
+// BaseURL is a URL as the clients join paths to it: without a trailing slash.
+func BaseURL(u string) string { return strings.TrimRight(u, "/") }
 
 // IDToken is what a service in iam mode checks its callers' Google ID
 // tokens against (internal/svcauth).
 type IDToken struct {
 	// ServiceURL is this service's own URL (or URLs: Cloud Run answers at
-	// two, and callers may use either as the token's audience).
+	// two, and callers may use either as the token's audience). Normalize
+	// drops the spaces around each and its trailing slash, as a token's
+	// audience has none.
 	ServiceURL []string `env:"SERVICE_URL"`
 	// GoogleCertsURL is where Google's signing keys (JWKS) are read; tests
 	// point it at a loopback fake.
@@ -105,16 +119,25 @@ type IDToken struct {
 	CloudRunService string `env:"K_SERVICE"`
 }
 
-// Validate checks the URLs and trims their trailing slashes.
-func (t *IDToken) Validate() error {
-	for i, u := range t.ServiceURL {
-		u = strings.TrimSpace(u)
-		if err := CheckURL("SERVICE_URL", u); err != nil {
-			return err
-		}
-		t.ServiceURL[i] = strings.TrimRight(u, "/")
+// Validate checks every URL.
+func (t IDToken) Validate() error {
+	var problems []error
+	for _, u := range t.ServiceURL {
+		problems = append(problems, CheckURL("SERVICE_URL", strings.TrimSpace(u)))
 	}
-	return CheckURL("GOOGLE_CERTS_URL", t.GoogleCertsURL)
+	problems = append(problems, CheckURL("GOOGLE_CERTS_URL", t.GoogleCertsURL))
+	return errors.Join(problems...)
+}
+
+// Normalize trims the service URLs (see ServiceURL).
+func (t *IDToken) Normalize() {
+	urls := make([]string, len(t.ServiceURL))
+	for i, u := range t.ServiceURL {
+		urls[i] = BaseURL(strings.TrimSpace(u))
+	}
+	if t.ServiceURL != nil {
+		t.ServiceURL = urls
+	}
 }
 
 // OnCloudRun reports whether the process runs on Cloud Run.

@@ -92,7 +92,17 @@ func WithCommandURL(u string) Option {
 	return func(c *Client) { c.commandURL = strings.TrimRight(u, "/") }
 }
 
-// WithUserAgent sets the User-Agent header.
+// UserAgent is how our programs introduce themselves to the Fleet API,
+// as Tesla asks API clients to: offpeak-<service>/<version> ("dev" for a
+// build without a version).
+func UserAgent(service, version string) string {
+	if version == "" {
+		version = "dev"
+	}
+	return "offpeak-" + service + "/" + version
+}
+
+// WithUserAgent sets the User-Agent header (see UserAgent).
 func WithUserAgent(ua string) Option {
 	return func(c *Client) {
 		if ua != "" {

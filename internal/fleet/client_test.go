@@ -22,7 +22,7 @@ func TestHeaders(t *testing.T) {
 		}
 		answer(w, 200, `{"response":{"id":1,"vin":"`+testVIN+`","state":"online"}}`)
 	})
-	c := New(fake.URL(), staticToken(testToken), WithUserAgent("offpeak-test/9"))
+	c := New(fake.URL(), staticToken(testToken), WithUserAgent(UserAgent("test", "9")))
 	if _, err := c.Vehicle(context.Background(), testVIN); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +49,16 @@ func TestHeaders(t *testing.T) {
 	}
 	if got := reqs[1].Header.Get("Content-Type"); got != "application/json" {
 		t.Errorf("command Content-Type = %q, want application/json", got)
+	}
+}
+
+func TestUserAgent(t *testing.T) {
+	t.Parallel()
+	if got := UserAgent("worker", "1.4.0"); got != "offpeak-worker/1.4.0" {
+		t.Errorf("UserAgent = %q", got)
+	}
+	if got := UserAgent("scout", ""); got != "offpeak-scout/dev" {
+		t.Errorf("UserAgent without a version = %q", got)
 	}
 }
 

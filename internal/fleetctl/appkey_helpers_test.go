@@ -79,6 +79,9 @@ func (kh *keyHost) setServe(f func(n int, w http.ResponseWriter)) {
 type appHarness struct {
 	*harness
 	host *keyHost
+	key  *carcmd.PrivateKey // the last storeKey's
+	// others are the public PEMs otherKey made, named in transcripts.
+	others [][]byte
 }
 
 // newAppHarness starts the simulator with opts (DomainBaseURL pointed at
@@ -108,7 +111,17 @@ func (h *appHarness) storeKey() (*carcmd.PrivateKey, []byte) {
 	}
 	h.put("tesla-private-key", string(private))
 	h.host.set(k.PublicPEM())
+	h.key = k
 	return k, private
+}
+
+// otherKey is the public PEM of a key that is not ours; transcripts call
+// it "<another key>".
+func (h *appHarness) otherKey() []byte {
+	h.t.Helper()
+	pem := otherKeyPEM(h.t)
+	h.others = append(h.others, pem)
+	return pem
 }
 
 // otherKeyPEM is the public PEM of a key that is not ours.

@@ -1,125 +1,106 @@
 package fleetctl
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
+	"reflect"
 	"strings"
-	"time"
+
+	"github.com/sethvargo/go-envconfig"
 
 	"github.com/offpeak-charging/offpeak/internal/envcfg"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
 
 // Config is what every command needs to reach the same secrets and Tesla
-// endpoints as the worker. It is read from the worker's environment
-// variables (with the worker's defaults), then overridden by flags.
+// endpoints as the worker: the worker's own sections (envcfg.Secrets and
+// envcfg.TeslaApp, so the variables, defaults and checks are the same by
+// construction), what only the CLI reads, and the variables single
+// commands fall back on. It is loaded by envcfg from the environment, with
+// the configuration flags on top (configFlags.load).
 type Config struct {
-	SecretsBackend           string // SECRETS_BACKEND: file or gcp
-	SecretsDir               string // SECRETS_DIR
-	GoogleCloudProject       string // GOOGLE_CLOUD_PROJECT
-	FleetTokensSecret        string // FLEET_TOKENS_SECRET
-	ClientIDSecret           string // TESLA_CLIENT_ID_SECRET
-	ClientSecretSecret       string // TESLA_CLIENT_SECRET_SECRET
-	LegacyRefreshTokenSecret string // LEGACY_REFRESH_TOKEN_SECRET
-	PrivateKeySecret         string // TESLA_PRIVATE_KEY_SECRET: the command key (keygen, register, pair)
-	DomainSecret             string // TESLA_DOMAIN_SECRET: the app's domain (register writes it, pair reads it)
-	TokenRefreshBefore       time.Duration
-	TokenKeepVersions        int
-	TeslaAuthURL             string // token endpoint
-	TeslaAuthorizeURL        string // browser step of a login
-	TeslaFleetAPIURL         string // the account's regional Fleet API host
+	Secrets envcfg.Secrets
+	// TeslaApp: the token settings, as the worker reads them.
+	envcfg.TeslaApp
+
+	// TeslaAuthorizeURL is where the browser step of a login starts.
+	TeslaAuthorizeURL string `env:"TESLA_AUTHORIZE_URL, default=https://auth.tesla.com/oauth2/v3/authorize"`
+	// DomainSecret holds the app's domain: register writes it, pair and
+	// doctor read it (the Python system's name for it).
+	DomainSecret string `env:"TESLA_DOMAIN_SECRET, default=tesla-domain"`
+
+	// Command holds what one command reads when its flag is not given;
+	// the top-level help does not list it.
+	Command commandVars
 }
 
-// DefaultFleetAPIURL is the worker's default region (Europe).
-const DefaultFleetAPIURL = "https://fleet-api.prd.eu.vn.cloud.tesla.com"
+// commandVars are read by one command each.
+type commandVars struct {
+	RedirectURI string `env:"TESLA_REDIRECT_URI"` // login --redirect-uri
+	WorkerURL   string `env:"WORKER_URL"`         // doctor --worker-url
+	Region      string `env:"REGION"`             // doctor --region
+	// How the worker sends commands (its variables, read raw as the
+	// worker's own carcmd.ParseMode takes them), for doctor's verdict on
+	// each car.
+	TeslaCommandMode string `env:"TESLA_COMMAND_MODE"`
+	TeslaCommandURL  string `env:"TESLA_COMMAND_URL"`
+}
 
-// setting is one configuration value: its variable, its flag (if any), its
-// default and where it lands in Config.
-type setting struct {
+// Validate checks the worker's sections and the CLI's own settings.
+func (c *Config) Validate() error {
+	problems := []error{c.Secrets.Validate(), c.TeslaApp.Validate(), envcfg.CheckURL("TESLA_AUTHORIZE_URL", c.TeslaAuthorizeURL)}
+	if c.DomainSecret == "" {
+		problems = append(problems, envcfg.Errorf("TESLA_DOMAIN_SECRET", "must not be empty"))
+	}
+	return errors.Join(problems...)
+}
+
+// Normalize drops the URLs' trailing slashes, as the worker does.
+func (c *Config) Normalize() {
+	c.TeslaApp.Normalize()
+	c.TeslaAuthorizeURL = envcfg.BaseURL(c.TeslaAuthorizeURL)
+}
+
+// configFlag is a flag every command has that overrides a variable.
+type configFlag struct {
+	name  string
 	env   string
-	flag  string
-	def   string
 	usage string
-	set   func(c *Config, v string) error
 }
 
-// settings lists every variable fleetctl reads. The variables and defaults
-// are the worker's (a test compares them with worker.Config's tags), so the
-// CLI and the worker always open the same secrets.
-var settings = []setting{
-	{"SECRETS_BACKEND", "backend", "file", "secret backend: file or gcp", func(c *Config, v string) error {
-		if v != "file" && v != "gcp" {
-			return fmt.Errorf("%q is not one of file, gcp", v)
-		}
-		c.SecretsBackend = v
-		return nil
-	}},
-	{"SECRETS_DIR", "secrets-dir", ".local/secrets", "directory of the file backend", func(c *Config, v string) error {
-		c.SecretsDir = v
-		return nil
-	}},
-	{"GOOGLE_CLOUD_PROJECT", "project", "", "Google Cloud project of the gcp backend", func(c *Config, v string) error {
-		c.GoogleCloudProject = v
-		return nil
-	}},
-	{"FLEET_TOKENS_SECRET", "", "fleet-tokens", "secret holding the token pair (JSON)", secretName(func(c *Config) *string { return &c.FleetTokensSecret })},
-	{"TESLA_CLIENT_ID_SECRET", "", "tesla-client-id", "secret holding the app's client id", secretName(func(c *Config) *string { return &c.ClientIDSecret })},
-	{"TESLA_CLIENT_SECRET_SECRET", "", "tesla-client-secret", "secret holding the app's client secret", secretName(func(c *Config) *string { return &c.ClientSecretSecret })},
-	{"LEGACY_REFRESH_TOKEN_SECRET", "", "tesla-refresh-token", "secret holding the old system's raw refresh token", secretName(func(c *Config) *string { return &c.LegacyRefreshTokenSecret })},
-	{"TESLA_PRIVATE_KEY_SECRET", "", "tesla-private-key", "secret holding the P-256 command key (PEM)", secretName(func(c *Config) *string { return &c.PrivateKeySecret })},
-	{"TESLA_DOMAIN_SECRET", "", "tesla-domain", "secret holding the app's domain (the Python system's name)", secretName(func(c *Config) *string { return &c.DomainSecret })},
-	{"TOKEN_REFRESH_BEFORE", "", "30m", "refresh when less than this is left", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("%q is not a duration (e.g. 30m)", v)
-		}
-		if d <= 0 || d >= 8*time.Hour {
-			return fmt.Errorf("%s must be between 0 and 8h (access tokens live about 8 h)", d)
-		}
-		c.TokenRefreshBefore = d
-		return nil
-	}},
-	{"TOKEN_KEEP_VERSIONS", "", "3", "token versions kept whatever their age", func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("%q must be a whole number of at least 1", v)
-		}
-		c.TokenKeepVersions = n
-		return nil
-	}},
-	{"TESLA_AUTH_URL", "auth-url", tokens.DefaultTokenURL, "Tesla's token endpoint", httpURL(func(c *Config) *string { return &c.TeslaAuthURL })},
-	{"TESLA_AUTHORIZE_URL", "authorize-url", tokens.DefaultAuthorizeURL, "Tesla's authorize page (login)", httpURL(func(c *Config) *string { return &c.TeslaAuthorizeURL })},
-	{"TESLA_FLEET_API_URL", "fleet-api-url", DefaultFleetAPIURL, "the account's regional Fleet API URL", httpURL(func(c *Config) *string { return &c.TeslaFleetAPIURL })},
+// configFlagList are the flags that override a variable, on every command.
+var configFlagList = []configFlag{
+	{"backend", "SECRETS_BACKEND", "secret backend: file or gcp"},
+	{"secrets-dir", "SECRETS_DIR", "directory of the file backend"},
+	{"project", "GOOGLE_CLOUD_PROJECT", "Google Cloud project of the gcp backend"},
+	{"auth-url", "TESLA_AUTH_URL", "Tesla's token endpoint"},
+	{"authorize-url", "TESLA_AUTHORIZE_URL", "Tesla's authorize page (login)"},
+	{"fleet-api-url", "TESLA_FLEET_API_URL", "the account's regional Fleet API URL"},
 }
 
-func secretName(field func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		if v == "" {
-			return errors.New("must not be empty")
+// flagOf is the configuration flag of a variable ("" for none).
+func flagOf(env string) string {
+	for _, f := range configFlagList {
+		if f.env == env {
+			return f.name
 		}
-		*field(c) = v
-		return nil
 	}
+	return ""
 }
 
-// httpURL checks a URL by the services' rule (envcfg.CheckURL): https, or
-// http for a loopback host only, so fleetctl never sends the client secret
-// or a refresh token across a network in clear text.
-func httpURL(field func(*Config) *string) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		if err := envcfg.CheckURL("URL", v); err != nil {
-			// load names the variable or the flag; envcfg.CheckURL's own
-			// prefix would only repeat it.
-			if inner := errors.Unwrap(err); inner != nil {
-				return inner
-			}
-			return err
+// settings are the variables the top-level help lists, in Config's order,
+// with their defaults: every one but the commands' own.
+func settings() []envcfg.Var {
+	own := envcfg.Vars(reflect.TypeOf(commandVars{}))
+	var out []envcfg.Var
+	for _, v := range envcfg.Describe(reflect.TypeOf(Config{})) {
+		if _, ok := own[v.Name]; !ok {
+			out = append(out, v)
 		}
-		*field(c) = strings.TrimRight(v, "/")
-		return nil
 	}
+	return out
 }
 
 // configFlags holds the values of the configuration flags of one FlagSet.
@@ -133,54 +114,70 @@ type configFlags struct {
 // names the variable and its default.
 func addConfigFlags(fs *flag.FlagSet) *configFlags {
 	cf := &configFlags{fs: fs, values: map[string]*string{}}
-	for _, s := range settings {
-		if s.flag == "" {
-			continue
-		}
-		def := s.def
+	defaults := map[string]string{}
+	for _, v := range settings() {
+		defaults[v.Name] = v.Default
+	}
+	for _, f := range configFlagList {
+		def := defaults[f.env]
 		if def == "" {
 			def = "none"
 		}
-		cf.values[s.flag] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s, default %s)", s.usage, s.env, def))
+		cf.values[f.name] = fs.String(f.name, "", fmt.Sprintf("%s (env %s, default %s)", f.usage, f.env, def))
 	}
 	return cf
 }
 
-// load builds the Config: default, then environment, then flag. Every
-// problem names the variable (and the flag, where there is one), and all of
-// them are reported at once so doctor can list each on its own line.
-func (cf *configFlags) load(env func(string) string) (Config, []error) {
-	setFlags := map[string]bool{}
+// load builds the Config: envcfg reads it from the environment, a flag
+// given on the command line standing in for its variable, and validates
+// it. Values are read trimmed of spaces (a pasted value often carries one);
+// an empty one, from a flag as from a variable, counts as unset. Every
+// problem names the variable (and the flag, where there is one: the flag
+// alone if it was given), and all of them are reported at once so doctor
+// can list each on its own line.
+func (cf *configFlags) load(ctx context.Context, lookup envconfig.Lookuper) (Config, []error) {
+	given := map[string]bool{}
 	if cf != nil {
-		cf.fs.Visit(func(f *flag.Flag) { setFlags[f.Name] = true })
+		cf.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	}
+	layered := envconfig.LookuperFunc(func(key string) (string, bool) {
+		if name := flagOf(key); given[name] {
+			return strings.TrimSpace(*cf.values[name]), true
+		}
+		v, ok := lookup.Lookup(key)
+		return strings.TrimSpace(v), ok
+	})
 	var c Config
 	var problems []error
-	for _, s := range settings {
-		v, from := s.def, s.env
-		if e := strings.TrimSpace(env(s.env)); e != "" {
-			v = e
-		}
-		if s.flag != "" && setFlags[s.flag] {
-			v, from = strings.TrimSpace(*cf.values[s.flag]), "--"+s.flag
-		} else if s.flag != "" {
-			from = s.env + " (--" + s.flag + ")"
-		}
-		if err := s.set(&c, v); err != nil {
-			problems = append(problems, fmt.Errorf("%s: %w", from, err))
-		}
+	for _, p := range envcfg.Problems(envcfg.Load(ctx, layered, &c)) {
+		problems = append(problems, withFlag(p, given))
 	}
-	switch {
-	case c.SecretsBackend == "file" && c.SecretsDir == "":
-		problems = append(problems, errors.New("SECRETS_DIR (--secrets-dir): required when SECRETS_BACKEND=file"))
-	case c.SecretsBackend == "gcp" && c.GoogleCloudProject == "":
-		problems = append(problems, errors.New("GOOGLE_CLOUD_PROJECT (--project): required when SECRETS_BACKEND=gcp"))
-	}
+	c.Normalize()
 	return c, problems
 }
 
+// withFlag names a problem's flag: "--fleet-api-url: …" when the flag was
+// given, "TESLA_FLEET_API_URL (--fleet-api-url): …" when the variable (or
+// its default) was read.
+func withFlag(problem error, given map[string]bool) error {
+	var ve *envcfg.VarError
+	if !errors.As(problem, &ve) {
+		return problem
+	}
+	name := flagOf(ve.Var)
+	switch {
+	case name == "":
+		return problem
+	case given[name]:
+		return fmt.Errorf("--%s: %w", name, ve.Err)
+	default:
+		return fmt.Errorf("%s (--%s): %w", ve.Var, name, ve.Err)
+	}
+}
+
 // managerConfig maps Config onto the token manager's settings exactly as
-// the worker's Build does, so both apply the same rules.
+// the worker's Build does, so both apply the same rules (a test builds
+// both from one environment and compares them).
 func (c Config) managerConfig(holder string) tokens.Config {
 	return tokens.Config{
 		FleetSecret:        c.FleetTokensSecret,

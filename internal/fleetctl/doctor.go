@@ -99,9 +99,9 @@ func (d *doctor) run(ctx context.Context, o *doctorOptions) {
 		return
 	}
 	cfg := s.cfg
-	where := "file backend in " + cfg.SecretsDir
-	if cfg.SecretsBackend == "gcp" {
-		where = "Secret Manager in project " + cfg.GoogleCloudProject
+	where := "file backend in " + cfg.Secrets.Dir
+	if cfg.Secrets.Backend == "gcp" {
+		where = "Secret Manager in project " + cfg.Secrets.Project
 	}
 	d.add(levelOK, "configuration", fmt.Sprintf("%s; Fleet API %s; token endpoint %s", where, cfg.TeslaFleetAPIURL, cfg.TeslaAuthURL), "")
 	if u, err := url.Parse(cfg.TeslaAuthURL); err == nil && strings.EqualFold(u.Hostname(), "auth.tesla.com") {
@@ -136,7 +136,7 @@ func (d *doctor) run(ctx context.Context, o *doctorOptions) {
 }
 
 func (d *doctor) storeFix() string {
-	if d.s.cfg.SecretsBackend == "gcp" {
+	if d.s.cfg.Secrets.Backend == "gcp" {
 		return "check GOOGLE_CLOUD_PROJECT and your credentials (gcloud auth application-default login)"
 	}
 	return "check SECRETS_DIR: it must be a directory you can write"
@@ -157,10 +157,10 @@ func (d *doctor) secretProblem(name string, err error) (string, string) {
 }
 
 func (d *doctor) createHint(name, what string) string {
-	if d.s.cfg.SecretsBackend == "gcp" {
+	if d.s.cfg.Secrets.Backend == "gcp" {
 		return fmt.Sprintf("store %s: printf %%s \"$VALUE\" | gcloud secrets create %s --data-file=- (or versions add)", what, name)
 	}
-	return fmt.Sprintf("store %s in %s/%s/1 (mode 0600, no trailing newline needed)", what, d.s.cfg.SecretsDir, name)
+	return fmt.Sprintf("store %s in %s/%s/1 (mode 0600, no trailing newline needed)", what, d.s.cfg.Secrets.Dir, name)
 }
 
 func (d *doctor) checkClientSecret(ctx context.Context, store secrets.Store, name string, isID bool) {
@@ -316,7 +316,7 @@ func (d *doctor) checkFleet(ctx context.Context, pair tokens.Pair) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := fleet.New(base, staticToken(pair.AccessToken), fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock))
+	client := s.fleetClient(base, staticToken(pair.AccessToken))
 	reg, err := client.Region(cctx)
 	switch {
 	case err == nil && sameURL(reg.FleetAPIBaseURL, base):

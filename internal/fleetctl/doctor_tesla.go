@@ -115,7 +115,7 @@ func (d *doctor) checkRegistration(ctx context.Context, store secrets.Store, dom
 		d.add(levelFail, "registration", "no partner token: "+err.Error(), "check the client id and secret of your app (developer.tesla.com)")
 		return
 	}
-	client := fleet.New(base, tok, fleet.WithHTTPClient(d.s.httpClient()), fleet.WithClock(d.s.clock))
+	client := d.s.fleetClient(base, tok)
 	registered, err := client.PartnerPublicKey(cctx, domain)
 	switch {
 	case err != nil:
@@ -136,7 +136,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client := fleet.New(d.s.cfg.TeslaFleetAPIURL, staticToken(pair.AccessToken), fleet.WithHTTPClient(d.s.httpClient()), fleet.WithClock(d.s.clock))
+	client := d.s.fleetClient(d.s.cfg.TeslaFleetAPIURL, staticToken(pair.AccessToken))
 	cars, err := client.Vehicles(cctx)
 	if err != nil {
 		d.add(levelFail, "cars", "cannot list the account's cars: "+err.Error(), "see the fleet API line above")
@@ -159,7 +159,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 	for _, v := range st.KeyPairedVINs {
 		paired[v] = true
 	}
-	mode, modeErr := carcmd.ParseMode(d.s.env("TESLA_COMMAND_MODE"), strings.TrimSpace(d.s.env("TESLA_COMMAND_URL")))
+	mode, modeErr := carcmd.ParseMode(d.s.cfg.Command.TeslaCommandMode, d.s.cfg.Command.TeslaCommandURL)
 	for _, vin := range vins {
 		check := "car " + vin
 		info, known := st.Vehicles[vin]
@@ -183,7 +183,7 @@ func (d *doctor) checkCars(ctx context.Context, pair tokens.Pair) {
 func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 	u := strings.TrimRight(strings.TrimSpace(o.workerURL), "/")
 	if u == "" {
-		u = strings.TrimRight(strings.TrimSpace(d.s.env("WORKER_URL")), "/")
+		u = strings.TrimRight(d.s.cfg.Command.WorkerURL, "/")
 	}
 	if u == "" {
 		d.add(levelWarn, "worker", "not checked", "give --worker-url (or WORKER_URL)")
@@ -191,26 +191,7 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	get := func(bearer string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, u+"/health", nil)
-		if err != nil {
-			return nil, err
-		}
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		return d.s.httpClient().Do(req)
-	}
-	resp, err := get("")
-	if err == nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-		// On Cloud Run the service is private: its invoker check wants a
-		// Google ID token of an account with run.invoker, and the worker's
-		// /health asks nothing more (README, Operations).
-		if tok, terr := exec.CommandContext(cctx, o.gcloud, "auth", "print-identity-token").Output(); terr == nil && len(strings.TrimSpace(string(tok))) > 0 {
-			resp.Body.Close()
-			resp, err = get(strings.TrimSpace(string(tok)))
-		}
-	}
+	resp, err := d.getHealth(cctx, u, o.gcloud)
 	if err != nil {
 		d.add(levelFail, "worker", "unreachable: "+err.Error(), "check --worker-url and that the service is deployed")
 		return
@@ -221,6 +202,39 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 			"log in with gcloud as an account with roles/run.invoker on the worker (deploy's OPERATOR)")
 		return
 	}
+	d.judgeHealth(resp)
+}
+
+// getHealth GETs base/health; refused, it asks once more with gcloud's
+// identity token. On Cloud Run the service is private: its invoker check
+// wants a Google ID token of an account with run.invoker, and the worker's
+// /health asks nothing more (README, Operations).
+func (d *doctor) getHealth(ctx context.Context, base, gcloud string) (*http.Response, error) {
+	get := func(bearer string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
+		if err != nil {
+			return nil, err
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		return d.s.httpClient().Do(req)
+	}
+	resp, err := get("")
+	if err != nil || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden) {
+		return resp, err
+	}
+	tok, terr := exec.CommandContext(ctx, gcloud, "auth", "print-identity-token").Output()
+	if terr != nil || len(strings.TrimSpace(string(tok))) == 0 {
+		return resp, nil
+	}
+	resp.Body.Close()
+	return get(strings.TrimSpace(string(tok)))
+}
+
+// judgeHealth reads a /health answer: healthy, and able to sign when it
+// signs.
+func (d *doctor) judgeHealth(resp *http.Response) {
 	var h struct {
 		Status string `json:"status"`
 		Tokens struct {
@@ -254,16 +268,16 @@ func (d *doctor) checkWorker(ctx context.Context, o *doctorOptions) {
 func (d *doctor) checkScheduler(ctx context.Context, o *doctorOptions) {
 	region := strings.TrimSpace(o.region)
 	if region == "" {
-		region = strings.TrimSpace(d.s.env("REGION"))
+		region = d.s.cfg.Command.Region
 	}
-	if d.s.cfg.SecretsBackend != "gcp" || region == "" {
+	if d.s.cfg.Secrets.Backend != "gcp" || region == "" {
 		d.add(levelWarn, "scheduler", "not checked", "give --region (and use SECRETS_BACKEND=gcp) to check the Cloud Scheduler job")
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(cctx, o.gcloud, "scheduler", "jobs", "describe", o.schedulerJob,
-		"--project", d.s.cfg.GoogleCloudProject, "--location", region, "--format", "value(state)").Output()
+		"--project", d.s.cfg.Secrets.Project, "--location", region, "--format", "value(state)").Output()
 	state := strings.TrimSpace(string(out))
 	switch {
 	case err != nil:

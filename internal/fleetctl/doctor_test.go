@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,27 +42,14 @@ func onboarded(t *testing.T) (*appHarness, tokens.Pair, []byte, string) {
 func TestDoctorHealthy(t *testing.T) {
 	t.Parallel()
 	h, pair, private, workerURL := onboarded(t)
-	code, out, errOut := h.run("", "doctor", "--worker-url", workerURL)
-	if code != ExitOK {
-		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
-	}
-	for _, want := range []string{
-		"ok    configuration:", "ok    secret files: only the owner", "ok    secret tesla-client-id: readable", "ok    secret tesla-client-secret: readable",
-		"ok    secret fleet-tokens: readable (version 1, written by login)", "ok    secret tesla-refresh-token: absent (optional)",
-		"ok    secret tesla-private-key: a P-256 key", "ok    access token: valid until 2026-07-21T18:00:00Z (in 8h)",
-		"ok    fleet API: GET /api/1/users/region answered", "ok    domain: app.example.com (from secret tesla-domain)",
-		"ok    public key: served at https://app.example.com/.well-known/appspecific/com.tesla.3p.public-key.pem and matches",
-		"ok    registration: app.example.com registered", "ok    car " + signVIN + ": needs signed commands; our key is paired",
-		"ok    car " + restVIN + ": takes plain REST commands", "ok    worker: healthy; tokens valid; commands sign, signing ok",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
-		}
-	}
+	tr := h.transcript(t)
+	tr.name(workerURL, "http://worker.test")
 	// Only the Scheduler check needs Google: off Google it says "not checked".
-	if strings.Contains(out, "FAIL") || strings.Count(out, "warn") != 1 || !strings.Contains(out, "warn  scheduler: not checked") {
-		t.Errorf("unexpected findings:\n%s", out)
+	code, out, errOut := tr.run("", "doctor", "--worker-url", workerURL)
+	if code != ExitOK {
+		t.Errorf("exit %d, want %d", code, ExitOK)
 	}
+	tr.check("doctor_healthy")
 	noPrivateKey(t, private, out, errOut)
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
 		t.Errorf("doctor refreshed %d times; it must change nothing", n)
@@ -98,14 +86,11 @@ func TestDoctorWrongRegion(t *testing.T) {
 		h := newHarness(t)
 		h.seedLogin()
 		h.sim.InjectFault(fleetsim.EndpointRegion, fleetsim.Fault{Status: 421, Times: 1})
-		code, out, _ := h.run("", "doctor")
-		if code != ExitFailure {
-			t.Fatalf("exit %d, want %d:\n%s", code, ExitFailure, out)
+		tr := h.transcript(t)
+		if code, _, _ := tr.run("", "doctor"); code != ExitFailure {
+			t.Errorf("exit %d, want %d", code, ExitFailure)
 		}
-		if !strings.Contains(out, "FAIL  fleet API: HTTP 421") ||
-			!strings.Contains(out, "Fix: wrong region: set TESLA_FLEET_API_URL to the account's region URL") {
-			t.Errorf("stdout:\n%s", out)
-		}
+		tr.check("doctor_wrong_region")
 	})
 	t.Run("other region's URL", func(t *testing.T) {
 		t.Parallel()
@@ -141,28 +126,24 @@ func TestDoctorFindsWhatToFix(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.vars["TESLA_CLIENT_ID_SECRET"] = "missing-client-id"
-	code, out, _ := h.run("", "doctor")
-	if code != ExitFailure {
-		t.Fatalf("exit %d, want %d:\n%s", code, ExitFailure, out)
+	tr := h.transcript(t)
+	tr.note("TESLA_CLIENT_ID_SECRET=missing-client-id, nothing stored in it; no login yet")
+	if code, _, _ := tr.run("", "doctor"); code != ExitFailure {
+		t.Errorf("exit %d, want %d", code, ExitFailure)
 	}
-	for _, want := range []string{
-		"FAIL  secret missing-client-id: does not exist. Fix: store your Tesla app's client id in",
-		"FAIL  secret fleet-tokens: has no version. Fix: run fleetctl login",
-		"warn  fleet API: not checked",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
-		}
-	}
+	tr.check("doctor_finds_what_to_fix")
 
 	// An expired token is a warning, and the Fleet API is not asked with it.
 	a, _, _, workerURL := onboarded(t)
 	a.clock.Advance(9 * time.Hour)
 	a.sim.ResetCounters()
-	code, out, _ = a.run("", "doctor", "--worker-url", workerURL)
-	if code != ExitOK || !strings.Contains(out, "warn  access token: expired 1h ago") || !strings.Contains(out, "warn  fleet API: not checked: the access token has expired") {
-		t.Errorf("exit %d:\n%s", code, out)
+	tr = a.transcript(t)
+	tr.name(workerURL, "http://worker.test")
+	tr.note("an onboarded app, 9 hours after the login")
+	if code, _, _ := tr.run("", "doctor", "--worker-url", workerURL); code != ExitOK {
+		t.Errorf("exit %d, want %d", code, ExitOK)
 	}
+	tr.check("doctor_expired_token")
 	h = a.harness
 	// Only the registration check's partner call (a partner token of its own).
 	if n := h.sim.Counters(); len(n.Fleet) > 1 || n.Fleet[""]["other"] > 1 || n.Unauthorized != 0 {
@@ -175,18 +156,12 @@ func TestDoctorReportsConfigurationProblems(t *testing.T) {
 	h := newHarness(t)
 	h.vars["SECRETS_BACKEND"] = "s3"
 	h.vars["TOKEN_REFRESH_BEFORE"] = "9h"
-	code, out, _ := h.run("", "doctor")
-	if code != ExitFailure {
-		t.Fatalf("exit %d, want %d:\n%s", code, ExitFailure, out)
+	tr := h.transcript(t)
+	tr.note("SECRETS_BACKEND=s3 TOKEN_REFRESH_BEFORE=9h")
+	if code, _, _ := tr.run("", "doctor"); code != ExitFailure {
+		t.Errorf("exit %d, want %d", code, ExitFailure)
 	}
-	for _, want := range []string{
-		`FAIL  configuration: SECRETS_BACKEND (--backend): "s3" is not one of file, gcp`,
-		"FAIL  configuration: TOKEN_REFRESH_BEFORE: 9h0m0s must be between 0 and 8h",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
-		}
-	}
+	tr.check("doctor_configuration")
 	// A flag overrides the environment.
 	h.vars["TOKEN_REFRESH_BEFORE"] = "30m"
 	if code, out, _ := h.run("", "doctor", "--backend", "file"); strings.Contains(out, "FAIL  configuration") {
@@ -200,42 +175,51 @@ func TestDoctorFindsTheBrokenLink(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		break_ func(h *appHarness)
-		want   string
 	}{
-		{"secret files readable by others", func(h *appHarness) { _ = os.Chmod(h.dir, 0o755) }, "FAIL  secret files: readable by group or others"},
-		{"no key", func(h *appHarness) { _ = h.store.Destroy(context.Background(), "tesla-private-key", "1") }, "FAIL  secret tesla-private-key: no command key"},
-		{"served key is not ours", func(h *appHarness) { h.host.set(otherKeyPEM(t)) }, "FAIL  public key: https://app.example.com/"},
-		{"not registered", func(h *appHarness) { h.sim.UnregisterPartner(appDomain) }, "FAIL  registration: app.example.com is not registered"},
-		{"car not paired", func(h *appHarness) { _ = h.sim.UnpairKey(signVIN, h.sim.PairedKeys(signVIN)[0]) },
-			"FAIL  car " + signVIN + ": needs signed commands and does not have this app's key. Fix: run fleetctl pair"},
-		{"worker set not to sign", func(h *appHarness) { h.vars["TESLA_COMMAND_MODE"] = "rest" }, "FAIL  car " + signVIN + ": needs signed commands but TESLA_COMMAND_MODE=rest"},
+		{"secret files readable by others", func(h *appHarness) { _ = os.Chmod(h.dir, 0o755) }},
+		{"no key", func(h *appHarness) { _ = h.store.Destroy(context.Background(), "tesla-private-key", "1") }},
+		{"served key is not ours", func(h *appHarness) { h.host.set(h.otherKey()) }},
+		{"not registered", func(h *appHarness) { h.sim.UnregisterPartner(appDomain) }},
+		{"car not paired", func(h *appHarness) { _ = h.sim.UnpairKey(signVIN, h.sim.PairedKeys(signVIN)[0]) }},
+		{"worker set not to sign", func(h *appHarness) { h.vars["TESLA_COMMAND_MODE"] = "rest" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h, _, _, workerURL := onboarded(t)
 			tc.break_(h)
-			code, out, _ := h.run("", "doctor", "--worker-url", workerURL)
-			if code != ExitFailure || !strings.Contains(out, tc.want) {
-				t.Errorf("exit %d, want %d and %q:\n%s", code, ExitFailure, tc.want, out)
+			tr := h.transcript(t)
+			tr.name(workerURL, "http://worker.test")
+			tr.note("an onboarded app, then: %s", tc.name)
+			if code, _, _ := tr.run("", "doctor", "--worker-url", workerURL); code != ExitFailure {
+				t.Errorf("exit %d, want %d", code, ExitFailure)
 			}
+			tr.check("doctor_broken/" + strings.ReplaceAll(tc.name, " ", "_"))
 		})
 	}
-	// A worker that cannot sign, and one that is down.
+}
+
+// The worker's /health: one that cannot sign, one that is down, and a
+// private one (Cloud Run's invoker check), for which doctor asks gcloud for
+// an identity token and never prints it.
+func TestDoctorChecksTheWorker(t *testing.T) {
+	t.Parallel()
 	h, _, _, _ := onboarded(t)
+	tr := h.transcript(t)
 	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok","tokens":{"state":"valid"},"commands":{"mode":"sign","signing":"key_invalid"}}`)
 	}))
 	defer bad.Close()
-	if code, out, _ := h.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure || !strings.Contains(out, "FAIL  worker: healthy; tokens valid; commands sign, signing key_invalid") {
-		t.Errorf("worker with a bad key: exit %d:\n%s", code, out)
+	tr.name(bad.URL, "http://worker.test")
+	tr.note("a worker that cannot sign")
+	if code, _, _ := tr.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure {
+		t.Errorf("worker with a bad key: exit %d", code)
 	}
 	bad.Close()
-	if code, out, _ := h.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure || !strings.Contains(out, "FAIL  worker: unreachable") {
-		t.Errorf("worker down: exit %d:\n%s", code, out)
+	tr.note("the worker is down")
+	if code, _, _ := tr.run("", "doctor", "--worker-url", bad.URL); code != ExitFailure {
+		t.Errorf("worker down: exit %d", code)
 	}
 
-	// A private worker (Cloud Run's invoker check): doctor asks gcloud for
-	// an identity token and never prints it.
 	const idToken = "eyJ.fake-identity-token.sig"
 	private := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+idToken {
@@ -249,8 +233,53 @@ func TestDoctorFindsTheBrokenLink(t *testing.T) {
 	if err := os.WriteFile(gcloud, []byte("#!/bin/sh\necho "+idToken+"\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := h.run("", "doctor", "--worker-url", private.URL, "--gcloud", gcloud)
-	if !strings.Contains(out, "ok    worker: healthy") || strings.Contains(out+errOut, idToken) {
-		t.Errorf("private worker: exit %d:\n%s", code, out)
+	tr.name(private.URL, "http://private-worker.test")
+	tr.name(gcloud, "/fake/gcloud")
+	tr.note("a private worker; gcloud prints an identity token")
+	code, out, errOut := tr.run("", "doctor", "--worker-url", private.URL, "--gcloud", gcloud)
+	if code != ExitOK || strings.Contains(out+errOut, idToken) {
+		t.Errorf("private worker: exit %d, or the identity token was printed", code)
+	}
+	tr.check("doctor_worker")
+}
+
+// agents records the User-Agent of each request that passes.
+type agents struct {
+	mu   sync.Mutex
+	seen map[string]string // "METHOD path" → User-Agent
+}
+
+func (a *agents) RoundTrip(r *http.Request) (*http.Response, error) {
+	a.mu.Lock()
+	a.seen[r.Method+" "+r.URL.Path] = r.Header.Get("User-Agent")
+	a.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Tesla asks API clients to say who they are: doctor's Fleet API requests
+// (user and partner token alike) carry offpeak-fleetctl/<version>.
+func TestFleetRequestsCarryTheUserAgent(t *testing.T) {
+	t.Parallel()
+	h, _, _, workerURL := onboarded(t)
+	rec := &agents{seen: map[string]string{}}
+	h.runner.HTTPClient = &http.Client{Transport: rec, Timeout: 10 * time.Second}
+	h.runner.Version = "1.2.3"
+	if code, out, _ := h.run("", "doctor", "--worker-url", workerURL); code != ExitOK {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	fleetCalls := 0
+	for req, ua := range rec.seen {
+		if !strings.Contains(req, " /api/1/") {
+			continue
+		}
+		fleetCalls++
+		if ua != "offpeak-fleetctl/1.2.3" {
+			t.Errorf("%s: User-Agent %q, want offpeak-fleetctl/1.2.3", req, ua)
+		}
+	}
+	if fleetCalls < 3 {
+		t.Errorf("Fleet API requests seen: %v", rec.seen)
 	}
 }

@@ -20,10 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -71,12 +73,16 @@ type Runner struct {
 	// registers in besides TESLA_FLEET_API_URL; default NA and EU (China
 	// needs an app of its own on developer.tesla.cn).
 	PartnerRegions []string
+	// Version is fleetctl's, sent to the Fleet API in the User-Agent
+	// (offpeak-fleetctl/<version>); default "dev".
+	Version string
 }
 
-// Run is fleetctl: args without the program name, env looks up environment
-// variables (os.Getenv), and the result is the exit code.
-func Run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return Runner{}.Run(ctx, args, env, stdin, stdout, stderr)
+// Run is fleetctl: args without the program name, lookup reads the
+// environment (envconfig.OsLookuper(); a map in tests), and the result is
+// the exit code.
+func Run(ctx context.Context, args []string, lookup envconfig.Lookuper, stdin io.Reader, stdout, stderr io.Writer) int {
+	return Runner{}.Run(ctx, args, lookup, stdin, stdout, stderr)
 }
 
 // command is one subcommand.
@@ -123,9 +129,9 @@ func findCommand(name string) *command {
 }
 
 // Run runs one fleetctl invocation.
-func (r Runner) Run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if env == nil {
-		env = func(string) string { return "" }
+func (r Runner) Run(ctx context.Context, args []string, lookup envconfig.Lookuper, stdin io.Reader, stdout, stderr io.Writer) int {
+	if lookup == nil {
+		lookup = envconfig.MapLookuper(nil)
 	}
 	if stdin == nil {
 		stdin = strings.NewReader("")
@@ -160,7 +166,7 @@ func (r Runner) Run(ctx context.Context, args []string, env func(string) string,
 		writeTopUsage(stderr)
 		return ExitUsage
 	}
-	return r.runCommand(ctx, c, rest, env, stdin, stdout, stderr)
+	return r.runCommand(ctx, c, rest, lookup, stdin, stdout, stderr)
 }
 
 // common are the flags every command has besides the configuration.
@@ -183,7 +189,7 @@ func (c *command) flagSet() (*flag.FlagSet, *configFlags, *common, any) {
 	return fs, cf, cm, opts
 }
 
-func (r Runner) runCommand(ctx context.Context, c *command, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+func (r Runner) runCommand(ctx context.Context, c *command, args []string, lookup envconfig.Lookuper, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs, cf, cm, opts := c.flagSet()
 	var positional []string
 	for {
@@ -209,7 +215,7 @@ func (r Runner) runCommand(ctx context.Context, c *command, args []string, env f
 		return ExitUsage
 	}
 	s := &session{
-		runner: r, name: c.name, json: cm.json, env: env, args: positional,
+		runner: r, name: c.name, json: cm.json, lookup: lookup, args: positional,
 		stdin: stdin, out: stdout, errOut: stderr, clock: r.Clock,
 	}
 	if s.clock == nil {
@@ -223,7 +229,7 @@ func (r Runner) runCommand(ctx context.Context, c *command, args []string, env f
 	defer func() { _ = s.log.Sync() }()
 	defer s.close()
 
-	cfg, problems := cf.load(env)
+	cfg, problems := cf.load(ctx, lookup)
 	s.cfg = cfg
 	s.configProblems = problems
 	if len(problems) > 0 && c.name != "doctor" {
@@ -293,16 +299,16 @@ Commands:
 		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
 	}
 	b.WriteString("  help      show a command's flags: fleetctl help <command> (or fleetctl <command> --help)\n\nConfiguration (environment variable, flag, default):\n")
-	for _, s := range settings {
+	for _, v := range settings() {
 		fl := ""
-		if s.flag != "" {
-			fl = "--" + s.flag
+		if name := flagOf(v.Name); name != "" {
+			fl = "--" + name
 		}
-		def := s.def
+		def := v.Default
 		if def == "" {
 			def = "-"
 		}
-		fmt.Fprintf(&b, "  %-28s %-16s %s\n", s.env, fl, def)
+		fmt.Fprintf(&b, "  %-28s %-16s %s\n", v.Name, fl, def)
 	}
 	b.WriteString("\nEvery command takes --json (one JSON object on stdout) and -v (log to stderr).\nToken values and the private key are never printed.\n\n")
 	b.WriteString(exitCodesHelp)
@@ -324,7 +330,7 @@ type session struct {
 	runner         Runner
 	name           string
 	json           bool
-	env            func(string) string
+	lookup         envconfig.Lookuper
 	args           []string // positional arguments (command.maxArgs)
 	stdin          io.Reader
 	out, errOut    io.Writer
@@ -352,9 +358,9 @@ func (s *session) openStore(ctx context.Context) (secrets.Store, error) {
 		s.store = s.runner.Store
 		return s.store, nil
 	}
-	st, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: s.cfg.SecretsBackend, Dir: s.cfg.SecretsDir, Project: s.cfg.GoogleCloudProject}, s.clock)
+	st, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: s.cfg.Secrets.Backend, Dir: s.cfg.Secrets.Dir, Project: s.cfg.Secrets.Project}, s.clock)
 	if err != nil {
-		return nil, fmt.Errorf("open the %s secret backend: %w", s.cfg.SecretsBackend, err)
+		return nil, fmt.Errorf("open the %s secret backend: %w", s.cfg.Secrets.Backend, err)
 	}
 	s.store = st
 	s.closers = append(s.closers, closeFn)
@@ -369,6 +375,13 @@ func (s *session) httpClient() *http.Client {
 		return httpclient.NoRedirects(s.runner.HTTPClient)
 	}
 	return httpclient.New(20 * time.Second)
+}
+
+// fleetClient is a Fleet API client at base with fleetctl's HTTP client,
+// clock and User-Agent (offpeak-fleetctl/<version>).
+func (s *session) fleetClient(base string, tok fleet.TokenSource) *fleet.Client {
+	return fleet.New(base, tok, fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock),
+		fleet.WithUserAgent(fleet.UserAgent("fleetctl", s.runner.Version)))
 }
 
 func (s *session) exchanger() *tokens.Exchanger {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
+
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -83,7 +85,8 @@ func newHarnessWith(t *testing.T, opts fleetsim.Options) *harness {
 	return h
 }
 
-func (h *harness) env(name string) string { return h.vars[name] }
+// env is the harness's environment, as fleetctl reads it.
+func (h *harness) env() envconfig.Lookuper { return envconfig.MapLookuper(h.vars) }
 
 func (h *harness) put(secret, value string) string {
 	h.t.Helper()
@@ -156,7 +159,7 @@ func (h *harness) run(stdin string, args ...string) (code int, stdout, stderr st
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code = h.runner.Run(ctx, args, h.env, strings.NewReader(stdin), &out, &errOut)
+	code = h.runner.Run(ctx, args, h.env(), strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -197,6 +200,7 @@ func (b *syncBuffer) String() string {
 // terminal sees it: the test reads the prompts from stderr as they come
 // and can type on stdin.
 type running struct {
+	args    []string
 	stdout  *syncBuffer
 	stderr  *syncBuffer
 	stdin   *io.PipeWriter
@@ -210,7 +214,7 @@ func (h *harness) start(args ...string) *running {
 	h.t.Cleanup(cancel)
 	inR, inW := io.Pipe()
 	errR, errW := io.Pipe()
-	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stdin: inW, authURL: make(chan string, 1), done: make(chan int, 1)}
+	r := &running{args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, stdin: inW, authURL: make(chan string, 1), done: make(chan int, 1)}
 	prefix := h.url + "/oauth2/v3/authorize?"
 	go func() {
 		sc := bufio.NewScanner(errR)
@@ -228,7 +232,7 @@ func (h *harness) start(args ...string) *running {
 		_, _ = io.Copy(io.Discard, errR)
 	}()
 	go func() {
-		code := h.runner.Run(ctx, args, h.env, inR, r.stdout, errW)
+		code := h.runner.Run(ctx, args, h.env(), inR, r.stdout, errW)
 		_ = errW.Close()
 		_ = inR.Close()
 		r.done <- code

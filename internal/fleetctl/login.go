@@ -84,29 +84,10 @@ var errStateMismatch = errors.New("the redirect's state does not match this logi
 
 func runLogin(ctx context.Context, s *session, opts any) error {
 	o := opts.(*loginOptions)
-	if o.redirectURI == "" {
-		o.redirectURI = strings.TrimSpace(s.env("TESLA_REDIRECT_URI"))
+	listenAt, err := o.resolve(s)
+	if err != nil {
+		return err
 	}
-	if o.timeout <= 0 {
-		return usageError{errors.New("--timeout must be positive")}
-	}
-	var listenAt *url.URL
-	if o.redirectURI != "" {
-		u, err := url.Parse(o.redirectURI)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageError{fmt.Errorf("--redirect-uri: %q is not an http(s) URL", o.redirectURI)}
-		}
-		if !o.paste && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
-			s.notef("The redirect URI %s is not a plain-http loopback address, so fleetctl cannot receive it: paste it instead.", o.redirectURI)
-			o.paste = true
-		}
-		if !o.paste {
-			listenAt = u
-		}
-	} else if o.paste {
-		return usageError{errors.New("--paste needs --redirect-uri (or TESLA_REDIRECT_URI): the redirect URI registered with your Tesla app")}
-	}
-
 	store, err := s.openStore(ctx)
 	if err != nil {
 		return err
@@ -133,43 +114,88 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 	}
 	ex := s.exchanger()
 	verifier := tokens.NewVerifier()
-	authURL := ex.AuthCodeURL(client, redirect, state, verifier)
-	s.notef("Open this URL in a browser, sign in to Tesla and approve the access:\n\n  %s\n", authURL)
-	if o.open && !o.noBrowser {
-		open := s.runner.OpenBrowser
-		if open == nil {
-			open = openBrowser
-		}
-		if err := open(authURL); err != nil {
-			s.notef("Could not open a browser (%v); open the URL yourself.", err)
-		}
-	}
+	s.showAuthorizeURL(ex.AuthCodeURL(client, redirect, state, verifier), o)
 
-	wctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	var code string
-	if o.paste {
-		s.notef("Then paste the URL your browser was sent to (it starts with %s), or just the code, and press Enter:", redirect)
-		code, err = readPasted(wctx, s.stdin, state)
-	} else {
-		s.notef("Waiting for Tesla to send the browser to %s …", redirect)
-		code, err = cb.wait(wctx)
-	}
+	code, err := s.awaitCode(ctx, o, cb, redirect, state)
 	if err != nil {
 		cb.finish(false, "fleetctl: the login failed: "+err.Error())
 		return err
 	}
-
 	res, err := s.storeLogin(ctx, store, mcfg, client, ex, code, redirect, verifier)
 	if err != nil {
 		cb.finish(false, "fleetctl: the login failed: "+err.Error())
 		return err
 	}
 	cb.finish(true, fmt.Sprintf("fleetctl: logged in; the tokens are stored as version %s of %s. You can close this tab.", res.Version, res.Secret))
+	s.printLogin(res)
+	return nil
+}
 
+// resolve checks the options and decides how the code arrives: on a
+// loopback listener (at the returned URL; nil = a port of its own) or
+// pasted (o.paste, also chosen for a redirect URI this machine cannot
+// receive).
+func (o *loginOptions) resolve(s *session) (listenAt *url.URL, err error) {
+	if o.redirectURI == "" {
+		o.redirectURI = s.cfg.Command.RedirectURI
+	}
+	if o.timeout <= 0 {
+		return nil, usageError{errors.New("--timeout must be positive")}
+	}
+	if o.redirectURI == "" {
+		if o.paste {
+			return nil, usageError{errors.New("--paste needs --redirect-uri (or TESLA_REDIRECT_URI): the redirect URI registered with your Tesla app")}
+		}
+		return nil, nil
+	}
+	u, err := url.Parse(o.redirectURI)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, usageError{fmt.Errorf("--redirect-uri: %q is not an http(s) URL", o.redirectURI)}
+	}
+	if !o.paste && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		s.notef("The redirect URI %s is not a plain-http loopback address, so fleetctl cannot receive it: paste it instead.", o.redirectURI)
+		o.paste = true
+	}
+	if o.paste {
+		return nil, nil
+	}
+	return u, nil
+}
+
+// showAuthorizeURL prints the URL the operator opens, and opens it with
+// --open.
+func (s *session) showAuthorizeURL(authURL string, o *loginOptions) {
+	s.notef("Open this URL in a browser, sign in to Tesla and approve the access:\n\n  %s\n", authURL)
+	if !o.open || o.noBrowser {
+		return
+	}
+	open := s.runner.OpenBrowser
+	if open == nil {
+		open = openBrowser
+	}
+	if err := open(authURL); err != nil {
+		s.notef("Could not open a browser (%v); open the URL yourself.", err)
+	}
+}
+
+// awaitCode waits, at most --timeout, for the code: pasted on stdin or
+// brought by the browser to the callback.
+func (s *session) awaitCode(ctx context.Context, o *loginOptions, cb *callback, redirect, state string) (string, error) {
+	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if o.paste {
+		s.notef("Then paste the URL your browser was sent to (it starts with %s), or just the code, and press Enter:", redirect)
+		return readPasted(wctx, s.stdin, state)
+	}
+	s.notef("Waiting for Tesla to send the browser to %s …", redirect)
+	return cb.wait(wctx)
+}
+
+// printLogin reports what the login stored.
+func (s *session) printLogin(res loginResult) {
 	if s.json {
 		s.printJSON(res)
-		return nil
+		return
 	}
 	now := s.clock.Now()
 	s.printf("logged in: stored %s version %s", res.Secret, res.Version)
@@ -182,7 +208,6 @@ func runLogin(ctx context.Context, s *session, opts any) error {
 	}
 	s.printf("region: %s", orUnknown(res.Region))
 	s.printf("subject: %s", orUnknown(res.Subject))
-	return nil
 }
 
 // readClient reads the app's client registration. The authorization-code

@@ -16,10 +16,12 @@ func TestRefresh(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.seedLogin()
+	tr := h.transcript(t)
+	tr.note("a login just now")
 
 	// Valid for 8 h: nothing to do, nothing spent.
-	code, out, errOut := h.run("", "refresh")
-	if code != ExitOK || !strings.Contains(out, "nothing to do: fleet-tokens version 1 is valid") {
+	code, out, errOut := tr.run("", "refresh")
+	if code != ExitOK {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
@@ -27,10 +29,11 @@ func TestRefresh(t *testing.T) {
 	}
 
 	// --force spends the refresh token once and stores the new pair.
-	code, out, errOut = h.run("", "refresh", "--force")
-	if code != ExitOK || !strings.Contains(out, "refreshed: stored fleet-tokens version 2, expires 2026-07-21T18:00:00Z (in 8h)") {
+	code, out, errOut = tr.run("", "refresh", "--force")
+	if code != ExitOK {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
+	tr.check("refresh")
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 1 {
 		t.Fatalf("refreshes = %d, want 1", n)
 	}
@@ -71,14 +74,14 @@ func TestRefreshDeadChainExits3(t *testing.T) {
 	h.seedLogin()
 	h.sim.Login() // a login elsewhere starts a new chain
 	h.clock.Advance(9 * time.Hour)
+	tr := h.transcript(t)
+	tr.note("the stored chain was cycled out by a login elsewhere; 9 h later")
 
-	code, out, errOut := h.run("", "refresh")
+	code, out, errOut := tr.run("", "refresh")
 	if code != ExitReauth {
 		t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, ExitReauth, out, errOut)
 	}
-	if !strings.Contains(errOut, "fleetctl login") {
-		t.Errorf("stderr does not say to log in:\n%s", errOut)
-	}
+	tr.check("refresh_dead_chain")
 	code, out, _ = h.run("", "refresh", "--json")
 	var res struct {
 		OK       bool   `json:"ok"`
@@ -96,9 +99,11 @@ func TestMigrateAdoptsTheLegacyTokenOnce(t *testing.T) {
 	h := newHarness(t)
 	legacy := h.sim.Login().RefreshToken // the old system's first login
 	h.put("tesla-refresh-token", legacy)
+	tr := h.transcript(t)
+	tr.note("only the legacy secret holds a token")
 
-	code, out, errOut := h.run("", "migrate")
-	if code != ExitOK || !strings.Contains(out, "migrated: stored fleet-tokens version 1") {
+	code, out, errOut := tr.run("", "migrate")
+	if code != ExitOK {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	pair, _ := h.latest()
@@ -110,17 +115,15 @@ func TestMigrateAdoptsTheLegacyTokenOnce(t *testing.T) {
 	}
 
 	// Again: the legacy token is known (spent for v1) and is not spent twice.
-	code, out, _ = h.run("", "migrate")
-	if code != ExitOK || !strings.Contains(out, "nothing to do") {
+	code, out, _ = tr.run("", "migrate")
+	if code != ExitOK {
 		t.Fatalf("second migrate: exit %d:\n%s", code, out)
 	}
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK) + h.sim.TokenExchanges(fleetsim.OutcomeGraceReuse); n != 1 {
 		t.Errorf("refreshes after the second migrate = %d, want 1", n)
 	}
-	_, out, errOut = h.run("", "status")
-	if !strings.Contains(out, "legacy secret tesla-refresh-token: present (already adopted)") {
-		t.Errorf("status:\n%s", out)
-	}
+	_, out, errOut = tr.run("", "status")
+	tr.check("migrate")
 	noLeak(t, h.storedTokens(), out, errOut)
 }
 
@@ -134,9 +137,11 @@ func TestPruneKeepsTheGraceWindow(t *testing.T) {
 	}
 	h.clock.Advance(time.Hour)
 
-	if code, _, errOut := h.run("", "prune", "--keep", "0"); code != ExitUsage {
-		t.Errorf("--keep 0: exit %d, want %d; stderr:\n%s", code, ExitUsage, errOut)
+	tr0 := h.transcript(t)
+	if code, _, _ := tr0.run("", "prune", "--keep", "0"); code != ExitUsage {
+		t.Errorf("--keep 0: exit %d, want %d", code, ExitUsage)
 	}
+	tr0.check("prune_keep_0")
 
 	code, out, errOut := h.run("", "prune", "--keep", "1", "--json")
 	if code != ExitOK {
@@ -162,10 +167,12 @@ func TestPruneKeepsTheGraceWindow(t *testing.T) {
 		t.Errorf("versions left = %v (%v), want 3", versions, err)
 	}
 
-	code, out, _ = h.run("", "prune")
-	if code != ExitOK || !strings.Contains(out, "destroyed nothing") || !strings.Contains(out, "kept 3: v5, v4, v3 (the newest 3, and every version whose refresh token was spent less than 25h ago)") {
-		t.Errorf("second prune: exit %d:\n%s", code, out)
+	tr := h.transcript(t)
+	tr.note("after prune --keep 1 destroyed v2 and v1")
+	if code, _, _ = tr.run("", "prune"); code != ExitOK {
+		t.Errorf("second prune: exit %d", code)
 	}
+	tr.check("prune")
 }
 
 // On the memory backend: a store that fails is exit 1 (retry later), never
@@ -187,17 +194,20 @@ func TestStoreFailureIsExit1(t *testing.T) {
 	}
 
 	mem.FailNext("latest", secrets.ErrUnavailable, 10)
+	tr := h.transcript(t)
+	tr.note("the secret store fails its next reads")
 	for _, args := range [][]string{{"refresh", "--force"}, {"status"}} {
-		code, _, errOut := h.run("", args...)
-		if code != ExitFailure || !strings.Contains(errOut, "unavailable") {
-			t.Errorf("%v: exit %d, want %d; stderr:\n%s", args, code, ExitFailure, errOut)
+		if code, _, _ := tr.run("", args...); code != ExitFailure {
+			t.Errorf("%v: exit %d, want %d", args, code, ExitFailure)
 		}
 	}
 	if n := h.sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 0 {
 		t.Errorf("refreshes = %d, want 0", n)
 	}
 	mem.FailNext("latest", nil, 0)
-	if code, out, errOut := h.run("", "refresh", "--force"); code != ExitOK || !strings.Contains(out, "refreshed: stored fleet-tokens version 2") {
-		t.Errorf("after the store recovered: exit %d\n%s\n%s", code, out, errOut)
+	tr.note("the store recovered")
+	if code, _, _ := tr.run("", "refresh", "--force"); code != ExitOK {
+		t.Errorf("after the store recovered: exit %d", code)
 	}
+	tr.check("store_failure")
 }

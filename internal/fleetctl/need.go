@@ -5,11 +5,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/sethvargo/go-envconfig"
 
 	"github.com/offpeak-charging/offpeak/internal/envcfg"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
@@ -103,23 +100,25 @@ type needsEnv struct {
 	Timezone string `env:"TIMEZONE, default=Europe/Warsaw"`
 }
 
+// Validate checks the store section and the zone.
+func (e *needsEnv) Validate() error {
+	var tzErr error
+	if _, err := time.LoadLocation(e.Timezone); err != nil {
+		tzErr = envcfg.Errorf("TIMEZONE", "%q: %v", e.Timezone, err)
+	}
+	return errors.Join(e.State.Validate(), tzErr)
+}
+
 // openNeeds builds the book the worker builds, over the configured store.
 // The account's cars are listed only when a need is added.
 func (s *session) openNeeds(ctx context.Context) (*needs.Book, error) {
 	var ne needsEnv
-	lookup := envconfig.LookuperFunc(func(key string) (string, bool) {
-		v := strings.TrimSpace(s.env(key))
-		return v, v != ""
-	})
-	if err := envcfg.Load(ctx, lookup, &ne); err != nil {
-		return nil, usageError{err}
-	}
-	if err := ne.State.Validate(); err != nil {
+	if err := envcfg.Load(ctx, s.lookup, &ne); err != nil {
 		return nil, usageError{err}
 	}
 	loc, err := time.LoadLocation(ne.Timezone)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("TIMEZONE: %q: %w", ne.Timezone, err)}
+		return nil, usageError{err}
 	}
 	store, closeFn, err := state.Open(ctx, state.Backend{Kind: ne.State.Backend, Dir: ne.State.Dir, Bucket: ne.State.Bucket})
 	if err != nil {

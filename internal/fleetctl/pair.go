@@ -142,7 +142,7 @@ func runPair(ctx context.Context, s *session, opts any) error {
 	rep.Waited = true
 
 	m := s.manager(store, s.managerConfig())
-	client := fleet.New(s.cfg.TeslaFleetAPIURL, m, fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock))
+	client := s.fleetClient(s.cfg.TeslaFleetAPIURL, m)
 	err = s.waitForPairing(ctx, client, o, &rep)
 	if s.json {
 		s.printJSON(rep)

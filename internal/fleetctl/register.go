@@ -177,7 +177,7 @@ func (s *session) registerIn(ctx context.Context, auth fleet.PartnerAuth, region
 		res.Message, res.Fix = explainPartner(err, region, domain, s.cfg)
 		return res
 	}
-	client := fleet.New(region, tok, fleet.WithHTTPClient(s.httpClient()), fleet.WithClock(s.clock))
+	client := s.fleetClient(region, tok)
 	_, regErr := client.RegisterPartner(cctx, domain)
 	if regErr != nil && !errors.Is(regErr, fleet.ErrAlreadyTaken) {
 		res.Message, res.Fix = explainPartner(regErr, region, domain, s.cfg)

@@ -2,6 +2,7 @@ package pubkey
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,32 +29,28 @@ type Config struct {
 	KeyRefresh time.Duration `env:"PUBLIC_KEY_REFRESH, default=10m"`
 }
 
-// LoadConfig reads the configuration from lookup and validates it. Errors
-// name the variable.
+// LoadConfig reads the configuration from lookup and validates it
+// (envcfg.Load). Errors name the variable.
 func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
 	var c Config
 	if err := envcfg.Load(ctx, lookup, &c); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
 	return c, nil
 }
 
-// Validate checks values that parse but make no sense.
+// Validate checks values that parse but make no sense, every one.
 func (c Config) Validate() error {
+	var problems []error
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	if err := c.Secrets.Validate(); err != nil {
-		return err
-	}
+	problems = append(problems, c.Secrets.Validate())
 	if c.PrivateKeySecret == "" {
-		return fmt.Errorf("TESLA_PRIVATE_KEY_SECRET: must not be empty")
+		problems = append(problems, envcfg.Errorf("TESLA_PRIVATE_KEY_SECRET", "must not be empty"))
 	}
 	if c.KeyRefresh < 10*time.Second || c.KeyRefresh > 24*time.Hour {
-		return fmt.Errorf("PUBLIC_KEY_REFRESH: %s must be between 10s and 24h", c.KeyRefresh)
+		problems = append(problems, envcfg.Errorf("PUBLIC_KEY_REFRESH", "%s must be between 10s and 24h", c.KeyRefresh))
 	}
-	return nil
+	return errors.Join(problems...)
 }

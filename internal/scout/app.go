@@ -97,7 +97,8 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	wc := &WorkerClient{BaseURL: cfg.WorkerURL, HTTP: workerHTTP, RefreshTimeout: WorkerRefreshTimeout, CycleTimeout: WorkerCycleTimeout}
 	app.Tokens = NewTokenCache(reader, cfg.FleetTokensSecret, wc, opts.Clock, cfg.TokenRefreshBefore, opts.Logger.Named("tokens"))
-	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock))
+	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
+		fleet.WithUserAgent(fleet.UserAgent("scout", opts.Version)))
 	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, Settings{
 		Home:       Home{Lat: cfg.Home.Lat, Lon: cfg.Home.Lon, RadiusM: cfg.Home.RadiusM},
 		VINs:       cfg.VehicleVINs,

@@ -2,6 +2,7 @@ package scout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -19,12 +20,15 @@ type Config struct {
 	Port      string `env:"PORT, default=8080"`
 	LogFormat string `env:"LOG_FORMAT, default=json"`
 
-	Secrets            envcfg.Secrets
-	FleetTokensSecret  string        `env:"FLEET_TOKENS_SECRET, default=fleet-tokens"`
-	TokenRefreshBefore time.Duration `env:"TOKEN_REFRESH_BEFORE, default=30m"`
+	Secrets envcfg.Secrets
+	// Tesla: TESLA_FLEET_API_URL, FLEET_TOKENS_SECRET (read only),
+	// TOKEN_REFRESH_BEFORE, as the worker reads them. Embedded, so
+	// cfg.TeslaFleetAPIURL and the rest read as the variables' names.
+	envcfg.Tesla
 
-	TeslaFleetAPIURL string   `env:"TESLA_FLEET_API_URL, default=https://fleet-api.prd.eu.vn.cloud.tesla.com"`
-	VehicleVINs      []string `env:"VEHICLE_VINS"`
+	// VehicleVINs are the cars to watch (every car of the account if
+	// none); Normalize upper-cases them and drops the spaces around them.
+	VehicleVINs []string `env:"VEHICLE_VINS"`
 
 	Home envcfg.Home
 
@@ -47,56 +51,64 @@ type Config struct {
 	TickTimeout       time.Duration `env:"TICK_TIMEOUT, default=240s"`
 }
 
-// LoadConfig reads and validates the configuration; errors name the variable.
+// LoadConfig reads and validates the configuration, reporting every
+// problem with the variable it names, and normalizes it (Normalize).
 func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
 	var c Config
 	if err := envcfg.Load(ctx, lookup, &c); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
+	c.Normalize()
 	return c, nil
 }
 
 var vinPattern = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
 
-// Validate checks values that parse but make no sense.
+// vin is a VIN as VEHICLE_VINS may give it, as the Fleet API spells it.
+func vin(v string) string { return strings.ToUpper(strings.TrimSpace(v)) }
+
+// Validate checks values that parse but make no sense. It reports every
+// problem and changes nothing.
 func (c *Config) Validate() error {
+	var problems []error
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	for _, check := range []func() error{c.Secrets.Validate, c.State.Validate, c.Home.Validate, c.IDToken.Validate} {
-		if err := check(); err != nil {
-			return err
+	problems = append(problems, c.Secrets.Validate(), c.State.Validate(), c.Home.Validate(), c.IDToken.Validate(), c.Tesla.Validate(),
+		envcfg.CheckURL("WORKER_URL", c.WorkerURL))
+	for _, v := range c.VehicleVINs {
+		if !vinPattern.MatchString(vin(v)) {
+			problems = append(problems, envcfg.Errorf("VEHICLE_VINS", "%q is not a 17-character VIN", vin(v)))
 		}
 	}
-	for name, v := range map[string]*string{"TESLA_FLEET_API_URL": &c.TeslaFleetAPIURL, "WORKER_URL": &c.WorkerURL} {
-		if err := envcfg.CheckURL(name, *v); err != nil {
-			return err
-		}
-		*v = strings.TrimRight(*v, "/")
+	if c.PendingTriggerTTL <= 0 {
+		problems = append(problems, envcfg.Errorf("PENDING_TRIGGER_TTL", "must be positive"))
 	}
-	for i, vin := range c.VehicleVINs {
-		vin = strings.ToUpper(strings.TrimSpace(vin))
-		if !vinPattern.MatchString(vin) {
-			return fmt.Errorf("VEHICLE_VINS: %q is not a 17-character VIN", vin)
-		}
-		c.VehicleVINs[i] = vin
-	}
-	switch {
-	case c.TokenRefreshBefore <= 0 || c.TokenRefreshBefore >= 8*time.Hour:
-		return fmt.Errorf("TOKEN_REFRESH_BEFORE: %s must be between 0 and 8h", c.TokenRefreshBefore)
-	case c.PendingTriggerTTL <= 0:
-		return fmt.Errorf("PENDING_TRIGGER_TTL: must be positive")
-	case c.TickTimeout < 10*time.Second:
-		return fmt.Errorf("TICK_TIMEOUT: %s is too short (at least 10s)", c.TickTimeout)
+	if c.TickTimeout < 10*time.Second {
+		problems = append(problems, envcfg.Errorf("TICK_TIMEOUT", "%s is too short (at least 10s)", c.TickTimeout))
 	}
 	if _, err := c.WorkerCallPolicy(); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	_, err := c.TickPolicy()
-	return err
+	if _, err := c.TickPolicy(); err != nil {
+		problems = append(problems, err)
+	}
+	return errors.Join(problems...)
+}
+
+// Normalize is the one place the loaded values are tidied: the URLs lose
+// a trailing slash, the VINs are upper-cased and trimmed.
+func (c *Config) Normalize() {
+	c.Tesla.Normalize()
+	c.IDToken.Normalize()
+	c.WorkerURL = envcfg.BaseURL(c.WorkerURL)
+	if c.VehicleVINs != nil {
+		vins := make([]string, len(c.VehicleVINs))
+		for i, v := range c.VehicleVINs {
+			vins[i] = vin(v)
+		}
+		c.VehicleVINs = vins
+	}
 }
 
 // WorkerCallPolicy is how the scout authenticates to the worker.

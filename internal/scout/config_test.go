@@ -48,3 +48,29 @@ func TestConfigIAMAndURLs(t *testing.T) {
 		t.Errorf("loopback worker, token mode: %v", err)
 	}
 }
+
+// Every problem at once; the VINs and URLs are tidied after the checks.
+func TestConfigReportsEveryProblemAndNormalizes(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"HOME_LAT": "52.2", "HOME_LON": "21.0", "WORKER_URL": "https://offpeak-worker-1.europe-central2.run.app/",
+		"SCOUT_AUTH": "token", "SCOUT_AUTH_TOKEN": "scout-token-0123456789", "VEHICLE_VINS": " 5yj3e7eb0kf000001 ,5YJSA1E2XJF000002",
+		"TESLA_FLEET_API_URL": "https://fleet-api.prd.na.vn.cloud.tesla.com/"}
+	cfg, err := LoadConfig(context.Background(), envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.VehicleVINs, ",") != "5YJ3E7EB0KF000001,5YJSA1E2XJF000002" || cfg.WorkerURL != "https://offpeak-worker-1.europe-central2.run.app" ||
+		cfg.TeslaFleetAPIURL != "https://fleet-api.prd.na.vn.cloud.tesla.com" {
+		t.Errorf("normalized: VINs %q, worker %q, Fleet API %q", cfg.VehicleVINs, cfg.WorkerURL, cfg.TeslaFleetAPIURL)
+	}
+	env["VEHICLE_VINS"] = "not-a-vin"
+	env["TICK_TIMEOUT"] = "1s"
+	env["TOKEN_REFRESH_BEFORE"] = "8h"
+	env["HOME_RADIUS_M"] = "-1"
+	_, err = LoadConfig(context.Background(), envconfig.MapLookuper(env))
+	for _, want := range []string{"VEHICLE_VINS", "TICK_TIMEOUT", "TOKEN_REFRESH_BEFORE", "HOME_RADIUS_M"} {
+		if err == nil || !strings.Contains(err.Error(), want+": ") {
+			t.Errorf("err = %v, want it to name %s too", err, want)
+		}
+	}
+}

@@ -185,7 +185,7 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	// A 401 makes the client re-read the store (refresh if it still holds
 	// the refused token) and retry once: another process may have rotated.
 	client := fleet.New(cfg.TeslaFleetAPIURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
-		fleet.WithTokenRenewal(tm))
+		fleet.WithTokenRenewal(tm), fleet.WithUserAgent(fleet.UserAgent("worker", opts.Version)))
 	commands, err := buildCommands(ctx, cfg, opts, store, stateStore, client, tm)
 	if err != nil {
 		_ = closeState()
@@ -235,8 +235,8 @@ func buildCommands(ctx context.Context, cfg Config, opts Options, store secrets.
 		Paths: CommandStore{Store: st, Clock: opts.Clock}}
 	switch mode {
 	case carcmd.ModeProxy:
-		rc.Proxy = fleet.New(cfg.TeslaCommandURL, tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
-			fleet.WithTokenRenewal(tm))
+		rc.Proxy = fleet.New(cfg.SignerURL(), tm, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
+			fleet.WithTokenRenewal(tm), fleet.WithUserAgent(fleet.UserAgent("worker", opts.Version)))
 	case carcmd.ModeSign:
 		scfg := carcmd.SignerConfig{
 			Transport: client, KeySecret: cfg.PrivateKeySecret, Clock: opts.Clock, Logger: log,

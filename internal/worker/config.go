@@ -5,9 +5,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
@@ -27,22 +27,21 @@ type Config struct {
 
 	Secrets envcfg.Secrets
 
-	FleetTokensSecret        string        `env:"FLEET_TOKENS_SECRET, default=fleet-tokens"`
-	ClientIDSecret           string        `env:"TESLA_CLIENT_ID_SECRET, default=tesla-client-id"`
-	ClientSecretSecret       string        `env:"TESLA_CLIENT_SECRET_SECRET, default=tesla-client-secret"`
-	LegacyRefreshTokenSecret string        `env:"LEGACY_REFRESH_TOKEN_SECRET, default=tesla-refresh-token"`
-	TokenRefreshBefore       time.Duration `env:"TOKEN_REFRESH_BEFORE, default=30m"`
-	TokenKeepVersions        int           `env:"TOKEN_KEEP_VERSIONS, default=3"`
+	// TeslaApp: the token settings (TESLA_FLEET_API_URL, FLEET_TOKENS_SECRET,
+	// TOKEN_REFRESH_BEFORE, TESLA_AUTH_URL, the client id and secret
+	// secrets, LEGACY_REFRESH_TOKEN_SECRET, TOKEN_KEEP_VERSIONS,
+	// TESLA_PRIVATE_KEY_SECRET), shared with fleetctl, and with the scout
+	// for the part it reads. Embedded, so cfg.TeslaFleetAPIURL and the rest
+	// read as the variables' names.
+	envcfg.TeslaApp
 
-	TeslaAuthURL     string `env:"TESLA_AUTH_URL, default=https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"`
-	TeslaFleetAPIURL string `env:"TESLA_FLEET_API_URL, default=https://fleet-api.prd.eu.vn.cloud.tesla.com"`
-	TeslaCommandURL  string `env:"TESLA_COMMAND_URL"`
+	// TeslaCommandURL is an external signer (proxy mode). The Python
+	// system's deploy set it to the Fleet API's own URL when it had none;
+	// SignerURL reads that as unset.
+	TeslaCommandURL string `env:"TESLA_COMMAND_URL"`
 	// TeslaCommandMode chooses how commands travel (carcmd.ParseMode):
 	// auto signs in the worker unless TESLA_COMMAND_URL names an external signer.
 	TeslaCommandMode string `env:"TESLA_COMMAND_MODE, default=auto"`
-	// PrivateKeySecret holds the owner's PEM P-256 command key; the default
-	// is the Python system's secret, so its key and the cars' pairing carry over.
-	PrivateKeySecret string `env:"TESLA_PRIVATE_KEY_SECRET, default=tesla-private-key"`
 
 	WorkerAuth      string   `env:"WORKER_AUTH, default=iam"`
 	AllowedInvokers []string `env:"ALLOWED_INVOKERS"`
@@ -81,64 +80,61 @@ type ChargingConfig struct {
 }
 
 // LoadConfig reads the configuration from lookup (the process environment
-// in main, a map in tests) and validates it. Errors name the variable.
+// in main, a map in tests), validates it, reporting every problem with the
+// variable it names, and normalizes it (Normalize).
 func LoadConfig(ctx context.Context, lookup envconfig.Lookuper) (Config, error) {
 	var c Config
 	if err := envcfg.Load(ctx, lookup, &c); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
+	c.Normalize()
 	return c, nil
 }
 
-// Validate checks values that parse but make no sense.
+// Validate checks values that parse but make no sense. It reports every
+// problem and changes nothing.
 func (c *Config) Validate() error {
+	var problems []error
 	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	if err := c.Secrets.Validate(); err != nil {
-		return err
-	}
-	for name, v := range map[string]*string{"TESLA_AUTH_URL": &c.TeslaAuthURL, "TESLA_FLEET_API_URL": &c.TeslaFleetAPIURL, "TESLA_COMMAND_URL": &c.TeslaCommandURL} {
-		if *v == "" && name == "TESLA_COMMAND_URL" {
-			continue
-		}
-		if err := envcfg.CheckURL(name, *v); err != nil {
-			return err
-		}
-		*v = strings.TrimRight(*v, "/")
-	}
-	if c.TeslaCommandURL == c.TeslaFleetAPIURL {
-		// The Python system's deploy set it so when it had no proxy: that
-		// is "no external signer", not "send unsigned commands".
-		c.TeslaCommandURL = ""
+	problems = append(problems, c.Secrets.Validate(), c.TeslaApp.Validate())
+	if c.TeslaCommandURL != "" {
+		problems = append(problems, envcfg.CheckURL("TESLA_COMMAND_URL", c.TeslaCommandURL))
 	}
 	if _, err := c.CommandMode(); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	if c.PrivateKeySecret == "" {
-		return fmt.Errorf("TESLA_PRIVATE_KEY_SECRET: must not be empty")
-	}
-	if c.TokenRefreshBefore <= 0 || c.TokenRefreshBefore >= 8*time.Hour {
-		return fmt.Errorf("TOKEN_REFRESH_BEFORE: %s must be between 0 and 8h (access tokens live about 8 h)", c.TokenRefreshBefore)
-	}
-	if c.TokenKeepVersions < 1 {
-		return fmt.Errorf("TOKEN_KEEP_VERSIONS: must be at least 1")
-	}
-	if err := c.IDToken.Validate(); err != nil {
-		return err
-	}
+	problems = append(problems, c.IDToken.Validate())
 	if _, err := c.AuthPolicy(); err != nil {
-		return err
+		problems = append(problems, err)
 	}
-	return c.Charging.validate()
+	return errors.Join(append(problems, c.Charging.validate())...)
+}
+
+// Normalize is the one place the loaded values are tidied: the URLs lose
+// a trailing slash (the clients append paths; a token's audience has
+// none).
+func (c *Config) Normalize() {
+	c.TeslaApp.Normalize()
+	c.IDToken.Normalize()
+	c.TeslaCommandURL = envcfg.BaseURL(c.TeslaCommandURL)
+}
+
+// SignerURL is where an external signer takes commands: TESLA_COMMAND_URL,
+// unless it names the Fleet API itself, which is how the Python system's
+// deploy said "no signer" (not "send unsigned commands").
+func (c Config) SignerURL() string {
+	u := envcfg.BaseURL(c.TeslaCommandURL)
+	if u == envcfg.BaseURL(c.TeslaFleetAPIURL) {
+		return ""
+	}
+	return u
 }
 
 // CommandMode is the resolved TESLA_COMMAND_MODE.
 func (c Config) CommandMode() (carcmd.Mode, error) {
-	return carcmd.ParseMode(c.TeslaCommandMode, c.TeslaCommandURL)
+	return carcmd.ParseMode(c.TeslaCommandMode, c.SignerURL())
 }
 
 // AuthPolicy is the caller-authentication policy from WORKER_AUTH and its settings.
@@ -149,7 +145,7 @@ func (c Config) AuthPolicy() (svcauth.Policy, error) {
 	}
 	p := svcauth.Policy{Mode: mode, AllowedInvokers: c.AllowedInvokers, Token: c.WorkerAuthToken}
 	if mode == svcauth.ModeIAM {
-		p.Audiences = c.IDToken.ServiceURL
+		p.Audiences = c.IDToken.ServiceURL // see LoadConfig: trimmed (IDToken.Normalize)
 		p.Keys = svcauth.NewGoogleKeys(c.IDToken.GoogleCertsURL, nil)
 		p.OnCloudRun = c.IDToken.OnCloudRun()
 	}
@@ -157,44 +153,39 @@ func (c Config) AuthPolicy() (svcauth.Policy, error) {
 }
 
 func (c ChargingConfig) validate() error {
-	if err := c.Home.Validate(); err != nil {
-		return err
-	}
-	if err := c.State.Validate(); err != nil {
-		return err
-	}
+	problems := []error{c.Home.Validate(), c.State.Validate()}
 	// CHARGE_FLOOR_PERCENT is for a car left nearly empty: below it the
 	// plan charges now, cheap or not, up to the floor; above it only in
 	// cheap hours. The default 20 keeps an ordinary evening (a car home at
 	// 40 %) in the cheap hours; the Python system forced charging only
 	// below 30 %.
-	switch {
-	case c.ChargeTargetPercent < 1 || c.ChargeTargetPercent > 100:
-		return fmt.Errorf("CHARGE_TARGET_PERCENT: %d is not 1..100", c.ChargeTargetPercent)
-	case c.ChargeFloorPercent < 0 || c.ChargeFloorPercent > c.ChargeTargetPercent:
-		return fmt.Errorf("CHARGE_FLOOR_PERCENT: %d must be between 0 and CHARGE_TARGET_PERCENT", c.ChargeFloorPercent)
-	case c.BatteryKWh <= 0:
-		return fmt.Errorf("BATTERY_KWH: must be positive")
-	case c.ChargerKW <= 0:
-		return fmt.Errorf("CHARGER_KW: must be positive")
-	case c.ChargeEfficiency <= 0 || c.ChargeEfficiency > 1:
-		return fmt.Errorf("CHARGE_EFFICIENCY: %v must be in (0, 1]", c.ChargeEfficiency)
-	case !(c.TariffPricePeak > 0) || math.IsInf(c.TariffPricePeak, 0):
-		return fmt.Errorf("TARIFF_PRICE_PEAK: %v must be a positive price per kWh", c.TariffPricePeak)
-	case !(c.TariffPriceOffpeak > 0) || math.IsInf(c.TariffPriceOffpeak, 0):
-		return fmt.Errorf("TARIFF_PRICE_OFFPEAK: %v must be a positive price per kWh", c.TariffPriceOffpeak)
-	case c.CommandSpacing < 0:
-		return fmt.Errorf("COMMAND_SPACING: must not be negative")
-	case c.PlannerDailyQuota < 0:
-		return fmt.Errorf("PLANNER_DAILY_QUOTA: must not be negative")
-	}
-	if _, err := time.LoadLocation(c.Timezone); err != nil {
-		return fmt.Errorf("TIMEZONE: %q: %w", c.Timezone, err)
-	}
-	if c.PlannerURL != "" {
-		if err := envcfg.CheckURL("PLANNER_URL", c.PlannerURL); err != nil {
-			return err
+	for _, check := range []struct {
+		ok      bool
+		problem error
+	}{
+		{c.ChargeTargetPercent >= 1 && c.ChargeTargetPercent <= 100, envcfg.Errorf("CHARGE_TARGET_PERCENT", "%d is not 1..100", c.ChargeTargetPercent)},
+		{c.ChargeFloorPercent >= 0 && c.ChargeFloorPercent <= c.ChargeTargetPercent,
+			envcfg.Errorf("CHARGE_FLOOR_PERCENT", "%d must be between 0 and CHARGE_TARGET_PERCENT", c.ChargeFloorPercent)},
+		{c.BatteryKWh > 0, envcfg.Errorf("BATTERY_KWH", "must be positive")},
+		{c.ChargerKW > 0, envcfg.Errorf("CHARGER_KW", "must be positive")},
+		{c.ChargeEfficiency > 0 && c.ChargeEfficiency <= 1, envcfg.Errorf("CHARGE_EFFICIENCY", "%v must be in (0, 1]", c.ChargeEfficiency)},
+		{isPrice(c.TariffPricePeak), envcfg.Errorf("TARIFF_PRICE_PEAK", "%v must be a positive price per kWh", c.TariffPricePeak)},
+		{isPrice(c.TariffPriceOffpeak), envcfg.Errorf("TARIFF_PRICE_OFFPEAK", "%v must be a positive price per kWh", c.TariffPriceOffpeak)},
+		{c.CommandSpacing >= 0, envcfg.Errorf("COMMAND_SPACING", "must not be negative")},
+		{c.PlannerDailyQuota >= 0, envcfg.Errorf("PLANNER_DAILY_QUOTA", "must not be negative")},
+	} {
+		if !check.ok {
+			problems = append(problems, check.problem)
 		}
 	}
-	return nil
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		problems = append(problems, envcfg.Errorf("TIMEZONE", "%q: %w", c.Timezone, err))
+	}
+	if c.PlannerURL != "" {
+		problems = append(problems, envcfg.CheckURL("PLANNER_URL", c.PlannerURL))
+	}
+	return errors.Join(problems...)
 }
+
+// isPrice: positive and finite (NaN is neither).
+func isPrice(p float64) bool { return p > 0 && !math.IsInf(p, 0) }

@@ -42,6 +42,9 @@ type env struct {
 	app    *worker.App
 	url    string
 	logBuf *syncBuffer
+	// httpClient and version, when set, go to Build (a restart takes them).
+	httpClient *http.Client
+	version    string
 }
 
 type syncBuffer struct {
@@ -118,6 +121,7 @@ func (e *env) start() {
 	var err error
 	logger := logging.New(logging.Options{Output: e.logBuf, Level: zap.DebugLevel})
 	e.app, err = worker.Build(context.Background(), e.cfg, worker.Options{Clock: e.clock, Secrets: e.store, Logger: logger, State: e.state,
+		HTTPClient: e.httpClient, Version: e.version,
 		ManagerConfig: func(c *tokens.Config) {
 			c.RetryBase = time.Millisecond
 			c.PersistBudget = 200 * time.Millisecond
@@ -478,8 +482,19 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	m := map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "52.2", "HOME_LON": "21.0",
 		"TESLA_COMMAND_URL": "https://fleet-api.prd.eu.vn.cloud.tesla.com/"}
 	cfg, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
-	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" {
-		t.Errorf("command mode %q, key secret %q, err %v; want sign and tesla-private-key", mode, cfg.PrivateKeySecret, err)
+	if mode, _ := cfg.CommandMode(); err != nil || mode != "sign" || cfg.PrivateKeySecret != "tesla-private-key" || cfg.SignerURL() != "" {
+		t.Errorf("command mode %q, key secret %q, signer %q, err %v; want sign, tesla-private-key and none", mode, cfg.PrivateKeySecret, cfg.SignerURL(), err)
+	}
+
+	// Every problem at once, not the first only.
+	m = map[string]string{"ALLOWED_INVOKERS": "a@b.c", "SERVICE_URL": workerAudience, "HOME_LAT": "91", "HOME_LON": "21.0",
+		"TOKEN_KEEP_VERSIONS": "0", "TESLA_AUTH_URL": "http://fleet-auth.example", "CHARGE_EFFICIENCY": "2", "TIMEZONE": "Mars/Olympus",
+		"COMMAND_SPACING": "soon"}
+	_, err = worker.LoadConfig(context.Background(), envconfig.MapLookuper(m))
+	for _, want := range []string{"COMMAND_SPACING", "HOME_LAT", "TOKEN_KEEP_VERSIONS", "TESLA_AUTH_URL", "CHARGE_EFFICIENCY", "TIMEZONE"} {
+		if err == nil || !strings.Contains(err.Error(), want+": ") {
+			t.Errorf("err = %v, want it to name %s too", err, want)
+		}
 	}
 }
 
