@@ -10,6 +10,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/state"
 )
@@ -120,7 +121,7 @@ func asleepOr(err error) error {
 // (generation 0), taken over only when expired, with a generation match.
 type PlanStore struct {
 	Store  state.Store
-	Clock  charging.Clock
+	Clock  clock.Clock
 	Holder string
 }
 
@@ -200,7 +201,7 @@ func (p PlanStore) AcquireCycle(ctx context.Context, vin string, ttl time.Durati
 // "rest" (carcmd.PathStore).
 type CommandStore struct {
 	Store state.Store
-	Clock charging.Clock
+	Clock clock.Clock
 }
 
 var (
