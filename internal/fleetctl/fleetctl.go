@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/logging"
@@ -324,7 +325,7 @@ func (s *session) openStore(ctx context.Context) (secrets.Store, error) {
 		s.store = s.runner.Store
 		return s.store, nil
 	}
-	st, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: s.cfg.SecretsBackend, Dir: s.cfg.SecretsDir, Project: s.cfg.GoogleCloudProject}, s.clock)
+	st, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: s.cfg.SecretsBackend, Dir: s.cfg.SecretsDir, Project: s.cfg.GoogleCloudProject}, s.clock)
 	if err != nil {
 		return nil, fmt.Errorf("open the %s secret backend: %w", s.cfg.SecretsBackend, err)
 	}

@@ -4,10 +4,13 @@
 // generation it read and fails with ErrConflict when someone else wrote
 // first, so two overlapping scheduler ticks can never both act.
 //
-// Three backends share the Store interface: GCS (Cloud Storage, STATE_BUCKET),
-// File (a directory an operator can read with ls and cat, STATE_DIR; safe
-// across OS processes) and Memory (tests). Update and Load add typed JSON and
-// retry-on-conflict on top of any of them.
+// Three backends share the Store interface: File (a directory an operator
+// can read with ls and cat, STATE_DIR; safe across OS processes), Memory
+// (tests), and gcsstate (Cloud Storage, STATE_BUCKET), kept in its own
+// package so that code needing only this interface does not link the Cloud
+// client. Update and Load add typed JSON and retry-on-conflict on top of
+// any of them. The Validate functions are every backend's checks, exported
+// for the backends in subpackages.
 package state
 
 import (
@@ -113,9 +116,9 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// validatePrefix checks a List prefix: empty, or a key-like string that may
+// ValidatePrefix checks a List prefix: empty, or a key-like string that may
 // end in a slash or in a partial segment.
-func validatePrefix(prefix string) error {
+func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
@@ -151,9 +154,9 @@ func checkKeyChars(s string) error {
 	return nil
 }
 
-// validateData is the shared Put check: the store holds JSON only, which is
-// what lets a reader tell a damaged object from a good one.
-func validateData(data []byte) error {
+// ValidateData is every backend's Put check: the store holds JSON only,
+// which is what lets a reader tell a damaged object from a good one.
+func ValidateData(data []byte) error {
 	if len(data) > MaxObjectSize {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidData, len(data), MaxObjectSize)
 	}
@@ -163,8 +166,9 @@ func validateData(data []byte) error {
 	return nil
 }
 
-// checkStored is the shared Get check on bytes read back from a backend.
-func checkStored(key string, data []byte) error {
+// ValidateStored is every backend's Get check on bytes read back: ErrCorrupt
+// unless they are JSON of at most MaxObjectSize.
+func ValidateStored(key string, data []byte) error {
 	if len(data) > MaxObjectSize {
 		return fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, key, MaxObjectSize)
 	}

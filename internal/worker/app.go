@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/clock"
@@ -74,7 +75,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{Config: cfg}
 	store := opts.Secrets
 	if store == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
+		s, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -155,7 +156,7 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	stateStore := opts.State
 	closeState := func() error { return nil }
 	if stateStore == nil {
-		s, closeFn, err := state.Open(ctx, state.Backend{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
+		s, closeFn, err := backends.OpenState(ctx, backends.State{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
 		if err != nil {
 			return nil, nil, nil, err
 		}

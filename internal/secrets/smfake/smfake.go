@@ -6,7 +6,7 @@
 //	if _, err := fake.Start(); err != nil { … }
 //	defer fake.Stop()
 //	_ = fake.CreateSecret("proj", "fleet-tokens")
-//	store, err := secrets.NewGCP(ctx, "proj", fake.ClientOptions()...)
+//	store, err := secretmanager.New(ctx, "proj", fake.ClientOptions()...) // internal/secrets/secretmanager
 //
 // It keeps Secret Manager's rules where this project depends on them, and
 // is no kinder than the service:
