@@ -387,17 +387,6 @@ func storeErr(op, secret string, err error) error {
 	return fmt.Errorf("%w: %s %s: %w", ErrStoreUnavailable, op, secret, err)
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 func deref(r *Result) Result {
 	if r == nil {
 		return Result{}

@@ -20,6 +20,7 @@ import (
 
 	smapi "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/sethvargo/go-retry"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
@@ -422,24 +423,37 @@ func (l *gcpLease) Renew(ctx context.Context) error {
 	defer cancel()
 	name := l.g.secretName(l.secret)
 	s := l.last
-	for attempt := 0; ; attempt++ {
+	var (
+		attempts int
+		settled  bool // the last try ended it: renewed, taken over, or a failure other than the etag moving
+	)
+	err := retry.Do(ctx, etagRetries(2), func(ctx context.Context) error {
+		attempts++
+		if attempts > 1 {
+			var err error
+			if s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
+				settled = true
+				return mapGCPErr("renew lease on "+name, err, nil)
+			}
+			if cur, ok := parseLease(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.Holder != l.holder {
+				settled = true
+				return fmt.Errorf("renew lease on %s: taken over: %w", name, secrets.ErrLeaseLost)
+			}
+		}
 		updated, err := l.g.writeLease(ctx, s, l.value(l.g.now()))
 		if err == nil {
 			l.last = updated
-			return nil
 		}
-		if !errors.Is(err, secrets.ErrLeaseHeld) {
-			return err
-		}
-		if attempt == 2 {
-			return fmt.Errorf("renew lease on %s: the secret keeps changing: %w", name, secrets.ErrLeaseLost)
-		}
-		if s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
-			return mapGCPErr("renew lease on "+name, err, nil)
-		}
-		if cur, ok := parseLease(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.Holder != l.holder {
-			return fmt.Errorf("renew lease on %s: taken over: %w", name, secrets.ErrLeaseLost)
-		}
+		settled = !errors.Is(err, secrets.ErrLeaseHeld)
+		return retryIfEtagMoved(err)
+	})
+	switch {
+	case settled:
+		return err
+	case errors.Is(err, secrets.ErrLeaseHeld):
+		return fmt.Errorf("renew lease on %s: the secret keeps changing: %w", name, secrets.ErrLeaseLost)
+	default: // ctx ended between two tries: what the next call would have said
+		return mapGCPErr("renew lease on "+name, err, nil)
 	}
 }
 
@@ -459,21 +473,45 @@ func (l *gcpLease) Release(ctx context.Context) error {
 			return err
 		}
 	}
-	var err error
-	for range 3 {
-		var s *secretmanagerpb.Secret
-		s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
+	settled := false // the last try ended it: released, not ours, or a failure other than the etag moving
+	err := retry.Do(ctx, etagRetries(2), func(ctx context.Context) error {
+		s, err := l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
 		if err != nil {
+			settled = true
 			return mapGCPErr("release lease on "+name, err, nil)
 		}
 		if cur, ok := parseLease(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.Holder != l.holder {
+			settled = true
 			return nil // expired and taken over, or already released
 		}
-		if _, err = l.g.writeLease(ctx, s, ""); err == nil || !errors.Is(err, secrets.ErrLeaseHeld) {
-			return err
-		}
+		_, err = l.g.writeLease(ctx, s, "")
+		settled = !errors.Is(err, secrets.ErrLeaseHeld)
+		return retryIfEtagMoved(err)
+	})
+	switch {
+	case settled:
+		return err
+	case errors.Is(err, secrets.ErrLeaseHeld):
+		return fmt.Errorf("release lease on %s: %w", name, err)
+	default: // ctx ended between two tries: what the next call would have said
+		return mapGCPErr("release lease on "+name, err, nil)
 	}
-	return fmt.Errorf("release lease on %s: %w", name, err)
+}
+
+// etagRetries is the policy for a write that lost an etag race: read
+// again and retry at once, since the etag, not time, decides; at most
+// retries more writes.
+func etagRetries(retries uint64) retry.Backoff {
+	return retry.WithMaxRetries(retries, retry.BackoffFunc(func() (time.Duration, bool) { return 0, false }))
+}
+
+// retryIfEtagMoved marks a lease write that lost to a concurrent change of
+// the secret (secrets.ErrLeaseHeld from writeLease) for another try.
+func retryIfEtagMoved(err error) error {
+	if errors.Is(err, secrets.ErrLeaseHeld) {
+		return retry.RetryableError(err)
+	}
+	return err
 }
 
 // formatLease writes a claim as the annotation's content, "holder|expiry|ttl".
