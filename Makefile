@@ -25,12 +25,15 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-## lint: formatting, vet and staticcheck (pinned)
+## lint: formatting, vet, staticcheck (pinned), and no Google SDK in the
+## domain packages (internal/archtest; -count=1, as go test cannot see what
+## the go list it runs reads)
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) test -count=1 -run '^TestDomainLinksNoGoogleSDK$$' ./internal/archtest
 
 ## bench: measure cost and speed; prints `bench <name> <value> <unit>` and updates README.md
 bench:

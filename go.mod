@@ -12,6 +12,7 @@ require (
 	github.com/googleapis/gax-go/v2 v2.27.0
 	github.com/piglig/go-qr v1.1.0
 	github.com/sethvargo/go-envconfig v1.4.3
+	github.com/sethvargo/go-retry v0.5.0
 	github.com/teslamotors/vehicle-command v0.4.1
 	go.uber.org/zap v1.28.0
 	golang.org/x/oauth2 v0.38.0

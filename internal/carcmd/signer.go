@@ -18,6 +18,7 @@ import (
 	"github.com/teslamotors/vehicle-command/pkg/vehicle"
 
 	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 )
 
@@ -52,9 +53,6 @@ type SessionStore interface {
 	SaveSessions(ctx context.Context, vin string, blob []byte) error
 }
 
-// Clock tells the time.
-type Clock interface{ Now() time.Time }
-
 // SignerConfig configures NewSigner. Zero durations take the defaults.
 type SignerConfig struct {
 	Transport Transport
@@ -62,7 +60,7 @@ type SignerConfig struct {
 	// KeySecret names the key's secret in messages (TESLA_PRIVATE_KEY_SECRET).
 	KeySecret string
 	Sessions  SessionStore // nil: sessions live in memory only
-	Clock     Clock
+	Clock     clock.Clock
 	Logger    *zap.Logger
 	// CommandTimeout bounds one command, handshake included; it also sets
 	// the command's expiry on the car (vehicle-command

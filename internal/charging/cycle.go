@@ -9,6 +9,8 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/needs"
 	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
 // Errors of a cycle and of the interfaces it consumes. Adapters wrap the
@@ -71,9 +73,6 @@ type PlanStore interface {
 	// cycle holds it. release gives it back.
 	AcquireCycle(ctx context.Context, vin string, ttl time.Duration) (release func(), err error)
 }
-
-// Clock tells the time.
-type Clock interface{ Now() time.Time }
 
 // ChargeSettings are the planning inputs from configuration.
 type ChargeSettings struct {
@@ -140,12 +139,12 @@ type Cycle struct {
 	vehicle Vehicle
 	planner Planner
 	store   PlanStore
-	clock   Clock
+	clock   clock.Clock
 	cfg     CycleConfig
 }
 
 // NewCycle checks cfg and fills its defaults.
-func NewCycle(v Vehicle, p Planner, store PlanStore, clk Clock, cfg CycleConfig) (*Cycle, error) {
+func NewCycle(v Vehicle, p Planner, store PlanStore, clk clock.Clock, cfg CycleConfig) (*Cycle, error) {
 	if v == nil || p == nil || store == nil || clk == nil {
 		return nil, fmt.Errorf("%w: cycle needs a vehicle, a planner, a plan store and a clock", ErrInvalidConfig)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 )
 
@@ -91,7 +92,7 @@ type ExternalPlannerConfig struct {
 	URL    string // PLANNER_URL
 	APIKey string // secret value; sent only in the X-API-Key header
 	Tariff *Tariff
-	Clock  Clock
+	Clock  clock.Clock
 	// DailyQuota is the number of calls allowed per local day (default 30).
 	DailyQuota int
 	Quota      QuotaCounter  // default: a MemoryQuota

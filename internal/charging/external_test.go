@@ -83,7 +83,7 @@ func slotsBody(t testing.TB, slots ...[2]string) string {
 	return `{"success":true,"data":{"chargingSchedule":[` + strings.Join(parts, ",") + `],"summary":{"totalEnergy":5}},"meta":{"version":"1.0.0"}}`
 }
 
-func newExternal(t *testing.T, ps *plannerServer, clk Clock, quota int) *ExternalPlanner {
+func newExternal(t *testing.T, ps *plannerServer, clk clock.Clock, quota int) *ExternalPlanner {
 	t.Helper()
 	p, err := NewExternalPlanner(ExternalPlannerConfig{
 		URL: ps.srv.URL + "/api/external-calculate", APIKey: testAPIKey,

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// Clock tells the current time. Consumers usually declare their own
-// one-method interface; this one exists so constructors can share a default.
+// Clock tells the current time. It is declared here once and used by every
+// package that takes a clock: seven identical one-method copies said nothing
+// more, and this package has no dependencies, so importing it costs nothing.
 type Clock interface {
 	Now() time.Time
 }

@@ -41,11 +41,6 @@ type TokenRenewer interface {
 	TokenRejected(ctx context.Context, accessToken string) error
 }
 
-// Clock tells the time; used only to read Retry-After dates.
-type Clock interface {
-	Now() time.Time
-}
-
 const (
 	// maxBodyBytes bounds every response body read. vehicle_data with every
 	// endpoint is a few KiB; anything near this is not an answer we want.
@@ -67,7 +62,7 @@ type Client struct {
 	tokens     TokenSource
 	http       *http.Client
 	userAgent  string
-	clock      Clock
+	clock      clock.Clock
 	renewer    TokenRenewer
 }
 
@@ -112,7 +107,7 @@ func WithUserAgent(ua string) Option {
 }
 
 // WithClock sets the clock used to turn a Retry-After date into a duration.
-func WithClock(clk Clock) Option {
+func WithClock(clk clock.Clock) Option {
 	return func(c *Client) {
 		if clk != nil {
 			c.clock = clk

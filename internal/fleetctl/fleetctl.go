@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
@@ -358,7 +359,7 @@ func (s *session) openStore(ctx context.Context) (secrets.Store, error) {
 		s.store = s.runner.Store
 		return s.store, nil
 	}
-	st, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: s.cfg.Secrets.Backend, Dir: s.cfg.Secrets.Dir, Project: s.cfg.Secrets.Project}, s.clock)
+	st, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: s.cfg.Secrets.Backend, Dir: s.cfg.Secrets.Dir, Project: s.cfg.Secrets.Project}, s.clock)
 	if err != nil {
 		return nil, fmt.Errorf("open the %s secret backend: %w", s.cfg.Secrets.Backend, err)
 	}

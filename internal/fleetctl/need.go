@@ -8,10 +8,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/envcfg"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/needs"
-	"github.com/offpeak-charging/offpeak/internal/state"
 )
 
 // `fleetctl need add|list|rm` work on the charge needs the worker plans
@@ -120,7 +120,7 @@ func (s *session) openNeeds(ctx context.Context) (*needs.Book, error) {
 	if err != nil {
 		return nil, usageError{err}
 	}
-	store, closeFn, err := state.Open(ctx, state.Backend{Kind: ne.State.Backend, Dir: ne.State.Dir, Bucket: ne.State.Bucket})
+	store, closeFn, err := backends.OpenState(ctx, backends.State{Kind: ne.State.Backend, Dir: ne.State.Dir, Bucket: ne.State.Bucket})
 	if err != nil {
 		return nil, fmt.Errorf("open the %s state store: %w", ne.State.Backend, err)
 	}

@@ -6,8 +6,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/clock"
-	"github.com/offpeak-charging/offpeak/internal/secrets"
 )
 
 // Options override what Build would otherwise create, for tests.
@@ -38,7 +38,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{close: func() error { return nil }}
 	store := opts.Secrets
 	if store == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
+		s, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}

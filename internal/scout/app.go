@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
@@ -67,7 +68,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{Config: cfg}
 	reader := opts.Secrets
 	if reader == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
+		s, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +78,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	}
 	st := opts.State
 	if st == nil {
-		s, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.State.Backend, Dir: cfg.State.Dir, Bucket: cfg.State.Bucket})
+		s, closeFn, err := backends.OpenState(ctx, backends.State{Kind: cfg.State.Backend, Dir: cfg.State.Dir, Bucket: cfg.State.Bucket})
 		if err != nil {
 			_ = app.Close()
 			return nil, err

@@ -19,7 +19,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/scout"
-	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/state/gcsstate"
 )
 
 var t0 = time.Date(2026, 12, 1, 16, 0, 0, 0, time.UTC) // 17:00 in Warsaw
@@ -301,7 +301,7 @@ func TestConcurrentTicksOnGCSTriggerOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = client.Close() })
-		gcs := state.NewGCS(client, "scout-state", "")
+		gcs := gcsstate.New(client, "scout-state", "")
 		wc := &scout.WorkerClient{BaseURL: st.WorkerURL, HTTP: &http.Client{Transport: bearer{}}}
 		tc := scout.NewTokenCache(st.Secrets, "fleet-tokens", wc, st.Clock, 30*time.Minute, zap.NewNop())
 		fc := fleet.New(st.SimURL, tc)

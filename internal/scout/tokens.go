@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -37,7 +38,7 @@ type TokenRefresher interface {
 }
 
 // Clock tells the time.
-type Clock interface{ Now() time.Time }
+type Clock = clock.Clock
 
 // TokenCache hands the Fleet client an access token. It reads fleet-tokens
 // read-only, keeps the pair in memory while it is valid (a warm instance

@@ -1,7 +1,9 @@
 // Package secrets stores small secret payloads as numbered, immutable
 // versions, the model of Google Secret Manager. Three backends share one
-// interface: GCP (Secret Manager), File (a directory an operator can read
-// with ls and cat) and Memory (tests).
+// interface: File (a directory an operator can read with ls and cat),
+// Memory (tests), and Secret Manager itself in package secretmanager, kept
+// apart so that code needing only the interface does not link the Cloud
+// client. internal/backends picks one by configuration.
 package secrets
 
 import (

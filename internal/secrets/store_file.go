@@ -66,7 +66,7 @@ func NewFile(dir string, clk clock.Clock) (*File, error) {
 func (f *File) Dir() string { return f.dir }
 
 func (f *File) secretDir(secret string) (string, error) {
-	if err := checkSecretName(secret); err != nil {
+	if err := ValidateName(secret); err != nil {
 		return "", err
 	}
 	return filepath.Join(f.dir, secret), nil
@@ -160,7 +160,7 @@ func (f *File) Get(ctx context.Context, secret, id string) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	n, err := parseVersionID(secret, id)
+	n, err := ParseVersionID(secret, id)
 	if err != nil {
 		return Version{}, err
 	}
@@ -195,7 +195,7 @@ func (f *File) Add(ctx context.Context, secret string, payload []byte) (string, 
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("add %s: %w", secret, err)
 	}
-	if err := checkPayloadSize(secret, payload); err != nil {
+	if err := ValidatePayload(secret, payload); err != nil {
 		return "", err
 	}
 	dir, err := f.secretDir(secret)
@@ -302,7 +302,7 @@ func (f *File) Destroy(ctx context.Context, secret, id string) error {
 	if err != nil {
 		return err
 	}
-	n, err := parseVersionID(secret, id)
+	n, err := ParseVersionID(secret, id)
 	if err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func (f *File) TryLease(ctx context.Context, secret, holder string, ttl time.Dur
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", secret, err)
 	}
-	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
+	if err := ValidateLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
 	}
 	dir, err := f.secretDir(secret)

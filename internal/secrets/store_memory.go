@@ -44,7 +44,7 @@ type memSighting struct {
 }
 
 // SetClientClock makes holder's leases client-judged, as Secret Manager's
-// annotation lease is (see GCP.TryLease): from now on the leases holder
+// annotation lease is (see secretmanager.Store.TryLease): from now on the leases holder
 // takes and renews are written with clk's time, and holder judges the
 // others' on clk alone, with DefaultLeaseSkew. Tests give instances clocks
 // that are off this way; without it the store's own clock judges every
@@ -209,7 +209,7 @@ func (m *Memory) begin(ctx context.Context, op, secret string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memory %s %s: %w", op, secret, err)
 	}
-	return checkSecretName(secret)
+	return ValidateName(secret)
 }
 
 // Latest returns the highest-numbered version; ErrVersionUnavailable if that
@@ -234,7 +234,7 @@ func (m *Memory) Get(ctx context.Context, secret, id string) (Version, error) {
 	if err := m.begin(ctx, OpGet, secret); err != nil {
 		return Version{}, err
 	}
-	n, err := parseVersionID(secret, id)
+	n, err := ParseVersionID(secret, id)
 	if err != nil {
 		return Version{}, err
 	}
@@ -261,7 +261,7 @@ func (m *Memory) Add(ctx context.Context, secret string, payload []byte) (string
 	if err := m.begin(ctx, OpAdd, secret); err != nil {
 		return "", err
 	}
-	if err := checkPayloadSize(secret, payload); err != nil {
+	if err := ValidatePayload(secret, payload); err != nil {
 		return "", err
 	}
 	p := slices.Clone(payload)
@@ -304,7 +304,7 @@ func (m *Memory) Destroy(ctx context.Context, secret, id string) error {
 	if err := m.begin(ctx, OpDestroy, secret); err != nil {
 		return err
 	}
-	n, err := parseVersionID(secret, id)
+	n, err := ParseVersionID(secret, id)
 	if err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func (m *Memory) TryLease(ctx context.Context, secret, holder string, ttl time.D
 	if err := m.begin(ctx, OpLease, secret); err != nil {
 		return nil, err
 	}
-	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
+	if err := ValidateLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
 	}
 	now, client := m.holderNow(holder)
@@ -358,9 +358,9 @@ func (m *Memory) TryLease(ctx context.Context, secret, holder string, ttl time.D
 			} else {
 				m.sightings[key] = memSighting{seq: cur.seq, expiry: cur.expiry, at: now}
 			}
-			over, fixed := judgeLease(leaseValue{holder: cur.holder, expiry: cur.expiry, ttl: cur.ttl}, first, now, ttl, DefaultLeaseSkew)
+			over, fixed := JudgeLease(LeaseClaim{Holder: cur.holder, Expiry: cur.expiry, TTL: cur.ttl}, first, now, ttl, DefaultLeaseSkew)
 			if fixed != nil {
-				cur.expiry = fixed.expiry
+				cur.expiry = fixed.Expiry
 				m.leases[secret] = cur
 				m.sightings[key] = memSighting{seq: cur.seq, expiry: cur.expiry, at: now}
 			}

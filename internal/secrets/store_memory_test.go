@@ -125,3 +125,12 @@ func TestMemoryClientJudgedLease(t *testing.T) {
 		t.Fatalf("a crashed holder an hour fast still blocks after about one ttl: %v", err)
 	}
 }
+
+// offsetClock is another client's clock: the shared manual clock plus a
+// constant error.
+type offsetClock struct {
+	c clock.Clock
+	d time.Duration
+}
+
+func (o offsetClock) Now() time.Time { return o.c.Now().Add(o.d) }

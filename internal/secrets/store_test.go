@@ -14,6 +14,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/secrets/secretmanager"
 	"github.com/offpeak-charging/offpeak/internal/secrets/smfake"
 )
 
@@ -21,7 +22,9 @@ const project = "test-project"
 
 var start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// backend builds one Store for one test. create makes a secret exist (empty)
+// backend builds one Store for one test. The contract below is every
+// backend's, Secret Manager's (package secretmanager) included, so it is
+// kept here and run against each. create makes a secret exist (empty)
 // where the backend needs that before Add (Secret Manager does).
 type backend struct {
 	name string
@@ -57,9 +60,9 @@ func startFake(t *testing.T) *smfake.Server {
 }
 
 // newGCP connects a real Secret Manager client to fake.
-func newGCP(t *testing.T, fake *smfake.Server, clk clock.Clock) *secrets.GCP {
+func newGCP(t *testing.T, fake *smfake.Server, clk clock.Clock) *secretmanager.Store {
 	t.Helper()
-	g, err := secrets.NewGCP(context.Background(), project, fake.ClientOptions()...)
+	g, err := secretmanager.New(context.Background(), project, fake.ClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,13 +84,11 @@ func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	WriteError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 }
 
-// ErrEmptyBody is returned by DecodeJSON when the body is empty and optional.
-var ErrEmptyBody = errors.New("empty body")
-
 // DecodeJSON reads at most the configured body limit (see BodyLimit) and
-// decodes it into v, rejecting unknown fields and trailing data. An empty body
-// returns ErrEmptyBody so callers with optional bodies can use defaults.
-// It writes the error response itself and returns false when the body is bad.
+// decodes it into v, rejecting unknown fields and trailing data. An empty
+// body is accepted when optional and leaves v as it was, so callers with
+// optional bodies fill v with their defaults first. It writes the error
+// response itself and returns false when the body is bad.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) bool {
 	data, err := io.ReadAll(r.Body)
 	if err != nil {

@@ -96,7 +96,7 @@ func (f *File) Get(ctx context.Context, key string) (Object, error) {
 	if !st.exists {
 		return Object{}, fmt.Errorf("get %s: %w", key, ErrNotFound)
 	}
-	if err := checkStored(key, st.data); err != nil {
+	if err := ValidateStored(key, st.data); err != nil {
 		return Object{}, fmt.Errorf("get %s at generation %d: %w", key, st.gen, err)
 	}
 	return Object{Data: st.data, Generation: st.gen}, nil
@@ -107,7 +107,7 @@ func (f *File) Put(ctx context.Context, key string, data []byte, ifGeneration in
 	if err := ValidateKey(key); err != nil {
 		return 0, err
 	}
-	if err := validateData(data); err != nil {
+	if err := ValidateData(data); err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	unlock, err := f.lock(ctx, key)
@@ -180,7 +180,7 @@ func (f *File) Delete(ctx context.Context, key string, ifGeneration int64) error
 // List implements Store. It lists data files only: sidecars, temp files and
 // files whose names are not valid keys are skipped.
 func (f *File) List(_ context.Context, prefix string) ([]string, error) {
-	if err := validatePrefix(prefix); err != nil {
+	if err := ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
 	// Walk only the deepest directory the prefix names.

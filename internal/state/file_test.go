@@ -1,4 +1,4 @@
-package state
+package state_test
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/offpeak-charging/offpeak/internal/state"
 )
 
 // Environment of the child processes of TestFileCrossProcess.
@@ -24,10 +26,10 @@ const (
 	childCountEnv = "STATE_TEST_CHILD_INCREMENTS"
 )
 
-func newFileStore(t *testing.T) (*File, string) {
+func newFileStore(t *testing.T) (*state.File, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := NewFile(dir)
+	s, err := state.NewFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func newFileStore(t *testing.T) (*File, string) {
 
 func TestNewFileRequiresDir(t *testing.T) {
 	t.Parallel()
-	if _, err := NewFile(""); err == nil || !strings.Contains(err.Error(), "STATE_DIR") {
+	if _, err := state.NewFile(""); err == nil || !strings.Contains(err.Error(), "STATE_DIR") {
 		t.Fatalf("NewFile(\"\"): err = %v, want one naming STATE_DIR", err)
 	}
 }
@@ -118,16 +120,16 @@ func TestFileCorrupt(t *testing.T) {
 				}
 			}
 			_, err := s.Get(context.Background(), "vehicles/x.json")
-			if !errors.Is(err, ErrCorrupt) {
+			if !errors.Is(err, state.ErrCorrupt) {
 				t.Fatalf("Get: err = %v, want ErrCorrupt", err)
 			}
-			_, err = Update(context.Background(), s, "vehicles/x.json", increment(new(atomic.Int64)))
-			if !errors.Is(err, ErrCorrupt) {
+			_, err = state.Update(context.Background(), s, "vehicles/x.json", increment(new(atomic.Int64)))
+			if !errors.Is(err, state.ErrCorrupt) {
 				t.Fatalf("Update: err = %v, want ErrCorrupt", err)
 			}
 			if tt.gen != "" {
 				// Without a readable generation no write can be checked.
-				if _, err := s.Put(context.Background(), "vehicles/x.json", []byte(`{}`), gen); !errors.Is(err, ErrCorrupt) {
+				if _, err := s.Put(context.Background(), "vehicles/x.json", []byte(`{}`), gen); !errors.Is(err, state.ErrCorrupt) {
 					t.Fatalf("Put: err = %v, want ErrCorrupt", err)
 				}
 			}
@@ -149,11 +151,11 @@ func TestFileLockWaitEnds(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	if _, err := s.Get(ctx, "leases/cycle-A"); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Get(ctx, "leases/cycle-A"); !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Get while locked: err = %v, want ErrUnavailable", err)
 	}
 	s.Timeout = 30 * time.Millisecond
-	if _, err := s.Put(context.Background(), "leases/cycle-A", []byte(`{}`), 0); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.Put(context.Background(), "leases/cycle-A", []byte(`{}`), 0); !errors.Is(err, state.ErrUnavailable) {
 		t.Fatalf("Put while locked: err = %v, want ErrUnavailable", err)
 	}
 }
@@ -206,11 +208,11 @@ func TestFileCrossProcess(t *testing.T) {
 		}
 	}
 
-	s, err := NewFile(dir)
+	s, err := state.NewFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := Load[counter](context.Background(), s, "vehicles/counter.json")
+	got, _, err := state.Load[counter](context.Background(), s, "vehicles/counter.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +231,7 @@ func TestFileCrossProcessChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewFile(dir)
+	s, err := state.NewFile(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

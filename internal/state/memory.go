@@ -44,7 +44,7 @@ func (m *Memory) Put(_ context.Context, key string, data []byte, ifGeneration in
 	if err := ValidateKey(key); err != nil {
 		return 0, err
 	}
-	if err := validateData(data); err != nil {
+	if err := ValidateData(data); err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	m.mu.Lock()
@@ -78,7 +78,7 @@ func (m *Memory) Delete(_ context.Context, key string, ifGeneration int64) error
 
 // List implements Store.
 func (m *Memory) List(_ context.Context, prefix string) ([]string, error) {
-	if err := validatePrefix(prefix); err != nil {
+	if err := ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()

@@ -4,10 +4,13 @@
 // generation it read and fails with ErrConflict when someone else wrote
 // first, so two overlapping scheduler ticks can never both act.
 //
-// Three backends share the Store interface: GCS (Cloud Storage, STATE_BUCKET),
-// File (a directory an operator can read with ls and cat, STATE_DIR; safe
-// across OS processes) and Memory (tests). Update and Load add typed JSON and
-// retry-on-conflict on top of any of them.
+// Three backends share the Store interface: File (a directory an operator
+// can read with ls and cat, STATE_DIR; safe across OS processes), Memory
+// (tests), and gcsstate (Cloud Storage, STATE_BUCKET), kept in its own
+// package so that code needing only this interface does not link the Cloud
+// client. Update and Load add typed JSON and retry-on-conflict on top of
+// any of them. The Validate functions are every backend's checks, exported
+// for the backends in subpackages.
 package state
 
 import (
@@ -15,9 +18,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/sethvargo/go-retry"
 )
 
 // Errors every backend maps its failures onto, so callers decide with
@@ -113,9 +117,9 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// validatePrefix checks a List prefix: empty, or a key-like string that may
+// ValidatePrefix checks a List prefix: empty, or a key-like string that may
 // end in a slash or in a partial segment.
-func validatePrefix(prefix string) error {
+func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
@@ -151,9 +155,9 @@ func checkKeyChars(s string) error {
 	return nil
 }
 
-// validateData is the shared Put check: the store holds JSON only, which is
-// what lets a reader tell a damaged object from a good one.
-func validateData(data []byte) error {
+// ValidateData is every backend's Put check: the store holds JSON only,
+// which is what lets a reader tell a damaged object from a good one.
+func ValidateData(data []byte) error {
 	if len(data) > MaxObjectSize {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidData, len(data), MaxObjectSize)
 	}
@@ -163,8 +167,9 @@ func validateData(data []byte) error {
 	return nil
 }
 
-// checkStored is the shared Get check on bytes read back from a backend.
-func checkStored(key string, data []byte) error {
+// ValidateStored is every backend's Get check on bytes read back: ErrCorrupt
+// unless they are JSON of at most MaxObjectSize.
+func ValidateStored(key string, data []byte) error {
 	if len(data) > MaxObjectSize {
 		return fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, key, MaxObjectSize)
 	}
@@ -207,63 +212,79 @@ func Load[T any](ctx context.Context, s Store, key string) (T, int64, error) {
 //
 // fn returning (nil, nil) means "no write": Update returns the current
 // value (the zero T when absent). An error from fn stops Update and is
-// returned as is, so callers can test for their own sentinels.
+// returned as is, so callers can test for their own sentinels. A ctx that
+// ends before a round is ErrUnavailable, as a backend's wait would be.
 func Update[T any](ctx context.Context, s Store, key string, fn func(cur *T, exists bool) (next *T, err error)) (T, error) {
-	var zero T
-	for attempt := 1; ; attempt++ {
-		var (
-			cur    *T
-			gen    int64
-			exists bool
-		)
-		v, g, err := Load[T](ctx, s, key)
-		switch {
-		case err == nil:
-			cur, gen, exists = &v, g, true
-		case errors.Is(err, ErrNotFound):
-		default:
-			return zero, fmt.Errorf("update %s: %w", key, err)
+	var (
+		zero     T
+		attempts int
+		settled  bool // the last round ended Update: a write, no write, or an error other than a lost race
+	)
+	v, err := retry.DoValue(ctx, updateBackoff(), func(ctx context.Context) (T, error) {
+		attempts++
+		v, lost, err := updateOnce(ctx, s, key, fn)
+		if lost != nil {
+			return zero, retry.RetryableError(lost)
 		}
-
-		next, err := fn(cur, exists)
-		if err != nil {
-			return zero, err
-		}
-		if next == nil {
-			if cur == nil {
-				return zero, nil
-			}
-			return *cur, nil
-		}
-		data, err := json.Marshal(next)
-		if err != nil {
-			return zero, fmt.Errorf("update %s: encode: %w", key, err)
-		}
-		_, err = s.Put(ctx, key, data, gen)
-		if err == nil {
-			return *next, nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return zero, fmt.Errorf("update %s: %w", key, err)
-		}
-		if attempt >= UpdateAttempts {
-			return zero, fmt.Errorf("update %s: gave up after %d attempts: %w", key, attempt, err)
-		}
-		// A short random pause spreads out writers that collided, so the
-		// next round is less likely to collide again.
-		if err := sleepCtx(ctx, time.Duration(rand.Int64N(int64(attempt)*int64(5*time.Millisecond)))); err != nil {
-			return zero, fmt.Errorf("update %s: %w: %w", key, ErrUnavailable, err)
-		}
+		settled = true
+		return v, err
+	})
+	switch {
+	case settled:
+		return v, err
+	case attempts >= UpdateAttempts:
+		return zero, fmt.Errorf("update %s: gave up after %d attempts: %w", key, attempts, err)
+	default: // ctx ended, before the first round or in a pause
+		return zero, fmt.Errorf("update %s: %w: %w", key, ErrUnavailable, ctx.Err())
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+// updateBackoff is the pause between Update's rounds: random (full jitter),
+// below 5 ms, 10 ms, then 20 ms, so writers that collided spread out and
+// the next round is less likely to collide again; UpdateAttempts rounds
+// in all.
+func updateBackoff() retry.Backoff {
+	b := retry.WithCappedDuration(20*time.Millisecond, retry.NewExponential(5*time.Millisecond))
+	return retry.WithMaxRetries(UpdateAttempts-1, retry.WithFullJitter(b))
+}
+
+// updateOnce is one round of Update. lost is the Put's ErrConflict when
+// someone else wrote since the read (try again); err ends Update.
+func updateOnce[T any](ctx context.Context, s Store, key string, fn func(cur *T, exists bool) (*T, error)) (v T, lost, err error) {
+	var (
+		zero   T
+		cur    *T
+		gen    int64
+		exists bool
+	)
+	got, g, err := Load[T](ctx, s, key)
+	switch {
+	case err == nil:
+		cur, gen, exists = &got, g, true
+	case errors.Is(err, ErrNotFound):
+	default:
+		return zero, nil, fmt.Errorf("update %s: %w", key, err)
+	}
+	next, err := fn(cur, exists)
+	if err != nil {
+		return zero, nil, err
+	}
+	if next == nil {
+		if cur == nil {
+			return zero, nil, nil
+		}
+		return *cur, nil, nil
+	}
+	data, err := json.Marshal(next)
+	if err != nil {
+		return zero, nil, fmt.Errorf("update %s: encode: %w", key, err)
+	}
+	switch _, err := s.Put(ctx, key, data, gen); {
+	case err == nil:
+		return *next, nil, nil
+	case errors.Is(err, ErrConflict):
+		return zero, err, nil
+	default:
+		return zero, nil, fmt.Errorf("update %s: %w", key, err)
 	}
 }

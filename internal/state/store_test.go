@@ -1,4 +1,4 @@
-package state
+package state_test
 
 import (
 	"context"
@@ -9,35 +9,60 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/option"
+
+	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/state/gcsstate"
 )
 
 // backendCase builds a fresh, empty Store of one kind.
 type backendCase struct {
 	name string
-	open func(t *testing.T) Store
+	open func(t *testing.T) state.Store
 }
 
 // backends lists every Store implementation; the conformance tests below
-// run against each, GCS through the real client and an in-process fake.
+// run against each, GCS (package gcsstate) through the real client and an
+// in-process fake.
 func backends() []backendCase {
 	return []backendCase{
-		{"memory", func(*testing.T) Store { return NewMemory() }},
-		{"file", func(t *testing.T) Store {
-			s, err := NewFile(t.TempDir())
+		{"memory", func(*testing.T) state.Store { return state.NewMemory() }},
+		{"file", func(t *testing.T) state.Store {
+			s, err := state.NewFile(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
 		}},
-		{"gcs", func(t *testing.T) Store {
-			client, _ := newFakeGCS(t)
-			return NewGCS(client, testBucket, "state")
-		}},
+		{"gcs", func(t *testing.T) state.Store { return gcsstate.New(newFakeGCS(t), "state-test", "state") }},
 	}
 }
 
+// newFakeGCS starts fake-gcs-server on a loopback port with the bucket
+// "state-test" and returns the real Cloud Storage client pointed at it
+// (gcsstate's own tests say why each option is there).
+func newFakeGCS(t *testing.T) *storage.Client {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Host: "127.0.0.1", Port: 0, Scheme: "http"})
+	if err != nil {
+		t.Fatalf("start fake-gcs-server: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "state-test"})
+	client, err := storage.NewClient(context.Background(),
+		option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication(), storage.WithJSONReads())
+	if err != nil {
+		t.Fatalf("storage.NewClient: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
 // forEachBackend runs test once per backend, in parallel.
-func forEachBackend(t *testing.T, test func(t *testing.T, s Store)) {
+func forEachBackend(t *testing.T, test func(t *testing.T, s state.Store)) {
 	t.Helper()
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -51,7 +76,7 @@ type counter struct {
 	N int `json:"n"`
 }
 
-func mustPut(t *testing.T, s Store, key, data string, ifGen int64) int64 {
+func mustPut(t *testing.T, s state.Store, key, data string, ifGen int64) int64 {
 	t.Helper()
 	gen, err := s.Put(context.Background(), key, []byte(data), ifGen)
 	if err != nil {
@@ -63,7 +88,7 @@ func mustPut(t *testing.T, s Store, key, data string, ifGen int64) int64 {
 	return gen
 }
 
-func mustGet(t *testing.T, s Store, key string) Object {
+func mustGet(t *testing.T, s state.Store, key string) state.Object {
 	t.Helper()
 	obj, err := s.Get(context.Background(), key)
 	if err != nil {
@@ -74,13 +99,13 @@ func mustGet(t *testing.T, s Store, key string) Object {
 
 func TestGetMissing(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		_, err := s.Get(context.Background(), "vehicles/NOPE.json")
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Get missing: err = %v, want ErrNotFound", err)
 		}
-		_, _, err = Load[counter](context.Background(), s, "vehicles/NOPE.json")
-		if !errors.Is(err, ErrNotFound) {
+		_, _, err = state.Load[counter](context.Background(), s, "vehicles/NOPE.json")
+		if !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Load missing: err = %v, want ErrNotFound", err)
 		}
 	})
@@ -88,13 +113,13 @@ func TestGetMissing(t *testing.T) {
 
 func TestCreateOnly(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "vehicles/5YJ3E1EA7KF000001.json"
 		gen := mustPut(t, s, key, `{"n":1}`, 0)
 
 		_, err := s.Put(ctx, key, []byte(`{"n":2}`), 0)
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("second create-only Put: err = %v, want ErrConflict", err)
 		}
 		obj := mustGet(t, s, key)
@@ -106,7 +131,7 @@ func TestCreateOnly(t *testing.T) {
 
 func TestCompareAndSwap(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "plans/5YJ3E1EA7KF000001.json"
 		g1 := mustPut(t, s, key, `{"hash":"a"}`, 0)
@@ -117,7 +142,7 @@ func TestCompareAndSwap(t *testing.T) {
 
 		// A writer still holding g1 lost the race.
 		_, err := s.Put(ctx, key, []byte(`{"hash":"stale"}`), g1)
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("Put with stale generation: err = %v, want ErrConflict", err)
 		}
 		obj := mustGet(t, s, key)
@@ -127,10 +152,10 @@ func TestCompareAndSwap(t *testing.T) {
 
 		// A precondition on an object that does not exist fails too.
 		_, err = s.Put(ctx, "plans/absent.json", []byte(`{}`), g2)
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("Put if generation on absent object: err = %v, want ErrConflict", err)
 		}
-		if _, err := s.Get(ctx, "plans/absent.json"); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, "plans/absent.json"); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("failed Put created the object: Get err = %v", err)
 		}
 	})
@@ -138,19 +163,19 @@ func TestCompareAndSwap(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "leases/cycle-5YJ3E1EA7KF000001"
-		if err := s.Delete(ctx, key, 0); !errors.Is(err, ErrNotFound) {
+		if err := s.Delete(ctx, key, 0); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Delete missing: err = %v, want ErrNotFound", err)
 		}
-		if err := s.Delete(ctx, key, 7); !errors.Is(err, ErrNotFound) {
+		if err := s.Delete(ctx, key, 7); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Delete missing with generation: err = %v, want ErrNotFound", err)
 		}
 
 		g1 := mustPut(t, s, key, `{"holder":"a"}`, 0)
 		g2 := mustPut(t, s, key, `{"holder":"b"}`, g1)
-		if err := s.Delete(ctx, key, g1); !errors.Is(err, ErrConflict) {
+		if err := s.Delete(ctx, key, g1); !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("Delete with stale generation: err = %v, want ErrConflict", err)
 		}
 		if obj := mustGet(t, s, key); obj.Generation != g2 {
@@ -159,7 +184,7 @@ func TestDelete(t *testing.T) {
 		if err := s.Delete(ctx, key, g2); err != nil {
 			t.Fatalf("Delete with current generation: %v", err)
 		}
-		if _, err := s.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, key); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Get after Delete: err = %v, want ErrNotFound", err)
 		}
 
@@ -169,7 +194,7 @@ func TestDelete(t *testing.T) {
 		if g3 == g1 || g3 == g2 {
 			t.Fatalf("re-created object reused generation %d", g3)
 		}
-		if _, err := s.Put(ctx, key, []byte(`{"holder":"old"}`), g2); !errors.Is(err, ErrConflict) {
+		if _, err := s.Put(ctx, key, []byte(`{"holder":"old"}`), g2); !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("Put with pre-delete generation: err = %v, want ErrConflict", err)
 		}
 
@@ -177,7 +202,7 @@ func TestDelete(t *testing.T) {
 		if err := s.Delete(ctx, key, 0); err != nil {
 			t.Fatalf("unconditional Delete: %v", err)
 		}
-		if _, err := s.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, key); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("Get after unconditional Delete: err = %v, want ErrNotFound", err)
 		}
 	})
@@ -185,7 +210,7 @@ func TestDelete(t *testing.T) {
 
 func TestList(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		for _, k := range []string{
 			"vehicles/5YJ3B.json", "vehicles/5YJ3A.json", "vehicles/7SAY.json",
@@ -220,7 +245,7 @@ func TestList(t *testing.T) {
 				t.Errorf("List(%q) = %q, want %q", tt.prefix, got, tt.want)
 			}
 		}
-		if _, err := s.List(ctx, "../"); !errors.Is(err, ErrInvalidKey) {
+		if _, err := s.List(ctx, "../"); !errors.Is(err, state.ErrInvalidKey) {
 			t.Errorf("List(\"../\"): err = %v, want ErrInvalidKey", err)
 		}
 	})
@@ -228,7 +253,7 @@ func TestList(t *testing.T) {
 
 func TestInvalidInput(t *testing.T) {
 	t.Parallel()
-	long := make([]byte, MaxKeyLength+1)
+	long := make([]byte, state.MaxKeyLength+1)
 	for i := range long {
 		long[i] = 'a'
 	}
@@ -238,30 +263,30 @@ func TestInvalidInput(t *testing.T) {
 		"vehicles\\a.json", "vehicles/a.json.lock", "vehicles/a.json.gen",
 		"vehicles/ä.json", string(long),
 	}
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		for _, k := range badKeys {
-			if _, err := s.Get(ctx, k); !errors.Is(err, ErrInvalidKey) {
+			if _, err := s.Get(ctx, k); !errors.Is(err, state.ErrInvalidKey) {
 				t.Errorf("Get(%q): err = %v, want ErrInvalidKey", k, err)
 			}
-			if _, err := s.Put(ctx, k, []byte(`{}`), 0); !errors.Is(err, ErrInvalidKey) {
+			if _, err := s.Put(ctx, k, []byte(`{}`), 0); !errors.Is(err, state.ErrInvalidKey) {
 				t.Errorf("Put(%q): err = %v, want ErrInvalidKey", k, err)
 			}
-			if err := s.Delete(ctx, k, 0); !errors.Is(err, ErrInvalidKey) {
+			if err := s.Delete(ctx, k, 0); !errors.Is(err, state.ErrInvalidKey) {
 				t.Errorf("Delete(%q): err = %v, want ErrInvalidKey", k, err)
 			}
 		}
 		for _, data := range []string{``, `{"n":`, `not json`} {
-			if _, err := s.Put(ctx, "vehicles/a.json", []byte(data), 0); !errors.Is(err, ErrInvalidData) {
+			if _, err := s.Put(ctx, "vehicles/a.json", []byte(data), 0); !errors.Is(err, state.ErrInvalidData) {
 				t.Errorf("Put(%q): err = %v, want ErrInvalidData", data, err)
 			}
 		}
-		big := make([]byte, MaxObjectSize+1)
+		big := make([]byte, state.MaxObjectSize+1)
 		for i := range big {
 			big[i] = ' '
 		}
 		big[0] = '1'
-		if _, err := s.Put(ctx, "vehicles/a.json", big, 0); !errors.Is(err, ErrInvalidData) {
+		if _, err := s.Put(ctx, "vehicles/a.json", big, 0); !errors.Is(err, state.ErrInvalidData) {
 			t.Errorf("Put of %d bytes: err = %v, want ErrInvalidData", len(big), err)
 		}
 	})
@@ -273,7 +298,7 @@ func TestValidateKeyAccepts(t *testing.T) {
 		"vehicles/5YJ3E1EA7KF000001.json", "plans/5YJ3E1EA7KF000001.json",
 		"leases/cycle-5YJ3E1EA7KF000001", "a", "a/b/c_d-e=f@g+h.json",
 	} {
-		if err := ValidateKey(k); err != nil {
+		if err := state.ValidateKey(k); err != nil {
 			t.Errorf("ValidateKey(%q) = %v, want nil", k, err)
 		}
 	}
@@ -281,18 +306,18 @@ func TestValidateKeyAccepts(t *testing.T) {
 
 func TestLoadWrongShapeIsCorrupt(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		mustPut(t, s, "vehicles/a.json", `"a string, not an object"`, 0)
-		_, _, err := Load[counter](context.Background(), s, "vehicles/a.json")
-		if !errors.Is(err, ErrCorrupt) {
+		_, _, err := state.Load[counter](context.Background(), s, "vehicles/a.json")
+		if !errors.Is(err, state.ErrCorrupt) {
 			t.Fatalf("Load into wrong type: err = %v, want ErrCorrupt", err)
 		}
 		// Update must not overwrite what it cannot read.
-		_, err = Update(context.Background(), s, "vehicles/a.json", func(*counter, bool) (*counter, error) {
+		_, err = state.Update(context.Background(), s, "vehicles/a.json", func(*counter, bool) (*counter, error) {
 			t.Fatal("fn called on undecodable object")
 			return nil, nil
 		})
-		if !errors.Is(err, ErrCorrupt) {
+		if !errors.Is(err, state.ErrCorrupt) {
 			t.Fatalf("Update of undecodable object: err = %v, want ErrCorrupt", err)
 		}
 	})
@@ -312,11 +337,11 @@ func increment(calls *atomic.Int64) func(cur *counter, exists bool) (*counter, e
 
 // incrementUntilDone calls Update until it does not give up on conflicts,
 // counting the rounds it gave up. The bound turns a livelock into a failure.
-func incrementUntilDone(ctx context.Context, s Store, key string, calls, gaveUp *atomic.Int64) error {
+func incrementUntilDone(ctx context.Context, s state.Store, key string, calls, gaveUp *atomic.Int64) error {
 	const maxRounds = 200
 	for range maxRounds {
-		_, err := Update(ctx, s, key, increment(calls))
-		if !errors.Is(err, ErrConflict) {
+		_, err := state.Update(ctx, s, key, increment(calls))
+		if !errors.Is(err, state.ErrConflict) {
 			return err
 		}
 		gaveUp.Add(1)
@@ -327,7 +352,7 @@ func incrementUntilDone(ctx context.Context, s Store, key string, calls, gaveUp 
 
 func TestUpdateConcurrentNoLostUpdate(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		// A deadline far beyond the normal second turns a hang into a failure.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -350,7 +375,7 @@ func TestUpdateConcurrentNoLostUpdate(t *testing.T) {
 				t.Fatalf("Update: %v", err)
 			}
 		}
-		got, _, err := Load[counter](ctx, s, key)
+		got, _, err := state.Load[counter](ctx, s, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,12 +394,12 @@ func TestUpdateConcurrentNoLostUpdate(t *testing.T) {
 // first call of fn lets another writer in between Update's read and write.
 func TestUpdateRetriesOnConflict(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "vehicles/race.json"
 		mustPut(t, s, key, `{"n":1}`, 0)
 		calls := 0
-		got, err := Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
+		got, err := state.Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
 			calls++
 			if calls == 1 {
 				obj := mustGet(t, s, key)
@@ -389,7 +414,7 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 		if calls != 2 || got.N != 101 {
 			t.Fatalf("Update = %d after %d calls of fn, want 101 after 2", got.N, calls)
 		}
-		stored, _, err := Load[counter](ctx, s, key)
+		stored, _, err := state.Load[counter](ctx, s, key)
 		if err != nil || stored.N != 101 {
 			t.Fatalf("stored = %d, %v; want 101", stored.N, err)
 		}
@@ -398,44 +423,44 @@ func TestUpdateRetriesOnConflict(t *testing.T) {
 
 func TestUpdateGivesUpAfterBoundedAttempts(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "vehicles/contended.json"
 		mustPut(t, s, key, `{"n":0}`, 0)
 		calls := 0
-		_, err := Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
+		_, err := state.Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
 			calls++
 			obj := mustGet(t, s, key)
 			mustPut(t, s, key, fmt.Sprintf(`{"n":%d}`, 1000+calls), obj.Generation)
 			cur.N++
 			return cur, nil
 		})
-		if !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, state.ErrConflict) {
 			t.Fatalf("Update under endless contention: err = %v, want ErrConflict", err)
 		}
-		if calls != UpdateAttempts {
-			t.Fatalf("fn called %d times, want %d", calls, UpdateAttempts)
+		if calls != state.UpdateAttempts {
+			t.Fatalf("fn called %d times, want %d", calls, state.UpdateAttempts)
 		}
 	})
 }
 
 func TestUpdateNoWriteAndErrors(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, s Store) {
+	forEachBackend(t, func(t *testing.T, s state.Store) {
 		ctx := context.Background()
 		const key = "plans/p.json"
 		noWrite := func(*counter, bool) (*counter, error) { return nil, nil }
 
-		got, err := Update(ctx, s, key, noWrite)
+		got, err := state.Update(ctx, s, key, noWrite)
 		if err != nil || got != (counter{}) {
 			t.Fatalf("no-write Update of absent key = %+v, %v; want zero, nil", got, err)
 		}
-		if _, err := s.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		if _, err := s.Get(ctx, key); !errors.Is(err, state.ErrNotFound) {
 			t.Fatalf("no-write Update created the object: %v", err)
 		}
 
 		gen := mustPut(t, s, key, `{"n":7}`, 0)
-		got, err = Update(ctx, s, key, noWrite)
+		got, err = state.Update(ctx, s, key, noWrite)
 		if err != nil || got.N != 7 {
 			t.Fatalf("no-write Update = %+v, %v; want n=7", got, err)
 		}
@@ -444,12 +469,12 @@ func TestUpdateNoWriteAndErrors(t *testing.T) {
 		}
 
 		errPlanUnchanged := errors.New("plan unchanged")
-		_, err = Update(ctx, s, key, func(*counter, bool) (*counter, error) { return nil, errPlanUnchanged })
+		_, err = state.Update(ctx, s, key, func(*counter, bool) (*counter, error) { return nil, errPlanUnchanged })
 		if !errors.Is(err, errPlanUnchanged) {
 			t.Fatalf("Update with failing fn: err = %v, want fn's error", err)
 		}
 
-		got, err = Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
+		got, err = state.Update(ctx, s, key, func(cur *counter, exists bool) (*counter, error) {
 			if !exists {
 				t.Fatal("exists = false for a stored object")
 			}
@@ -458,7 +483,7 @@ func TestUpdateNoWriteAndErrors(t *testing.T) {
 		if err != nil || got.N != 14 {
 			t.Fatalf("Update = %+v, %v; want n=14", got, err)
 		}
-		if _, g, _ := Load[counter](ctx, s, key); g == gen {
+		if _, g, _ := state.Load[counter](ctx, s, key); g == gen {
 			t.Fatal("Update did not write a new generation")
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/secrets/secretmanager"
 	"github.com/offpeak-charging/offpeak/internal/secrets/smfake"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -65,7 +66,7 @@ var allBackends = []backend{
 				t.Fatal(err)
 			}
 		}
-		g, err := secrets.NewGCP(context.Background(), project, fake.ClientOptions()...)
+		g, err := secretmanager.New(context.Background(), project, fake.ClientOptions()...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sethvargo/go-retry"
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -18,37 +19,63 @@ import (
 // lease may be re-entrant for one holder, and two of our own flights must
 // no more spend a refresh token together than two instances may. While
 // waiting it re-reads: when the other writer has stored a pair that
-// satisfies w, there is nothing left to do.
+// satisfies w, there is nothing left to do. Tries are a doubling pause
+// apart, from 25 ms to at most 1 s, for at most LeaseWait.
 //
 // The lease is renewed every LeaseRenewEvery while the flight runs, and
 // every write under it first proves it is still held (heldLease.check).
 func (m *Manager) acquire(ctx context.Context, w want) (*heldLease, *Result, error) {
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.LeaseWait)
 	defer cancel()
-	wait := 25 * time.Millisecond
-	for {
-		err := secrets.ErrLeaseHeld
-		select {
-		case m.writer <- struct{}{}:
-			var lease secrets.Lease
-			if lease, err = m.store.TryLease(wctx, m.cfg.FleetSecret, m.cfg.Holder, m.cfg.LeaseTTL); err == nil {
-				return m.hold(lease), nil, nil
-			}
-			<-m.writer
-		default:
+	var (
+		held    *heldLease
+		res     *Result
+		tried   bool
+		settled bool // the last attempt ended the wait: a lease, a result, or a store failure
+	)
+	backoff := retry.WithCappedDuration(time.Second, retry.NewExponential(25*time.Millisecond))
+	err := retry.Do(wctx, backoff, func(ctx context.Context) error {
+		tried = true
+		var err error
+		held, res, err = m.tryAcquire(ctx, w)
+		if errors.Is(err, secrets.ErrLeaseHeld) {
+			return retry.RetryableError(err)
 		}
-		if !errors.Is(err, secrets.ErrLeaseHeld) {
-			return nil, nil, storeErr("take lease on", m.cfg.FleetSecret, err)
-		}
-		if cur, ver, rerr := m.read(wctx, false); rerr == nil && m.satisfied(cur, ver, w, m.clock.Now()) {
-			res := none(cur, ver)
-			return nil, &res, nil
-		}
-		if !sleep(wctx, wait) {
-			return nil, nil, fmt.Errorf("%w (waited %s)", ErrBusy, m.cfg.LeaseWait)
-		}
-		wait = min(wait*2, time.Second)
+		settled = true
+		return err
+	})
+	switch {
+	case settled:
+		return held, res, err
+	case !tried: // ctx had ended already: what the store would have said
+		return nil, nil, storeErr("take lease on", m.cfg.FleetSecret, err)
+	default:
+		return nil, nil, fmt.Errorf("%w (waited %s)", ErrBusy, m.cfg.LeaseWait)
 	}
+}
+
+// tryAcquire is one attempt of acquire: the writer slot and the store's
+// lease, or else a look at whether the writer that holds either has stored
+// a pair that satisfies w. secrets.ErrLeaseHeld means wait and try again.
+func (m *Manager) tryAcquire(ctx context.Context, w want) (*heldLease, *Result, error) {
+	err := secrets.ErrLeaseHeld
+	select {
+	case m.writer <- struct{}{}:
+		var lease secrets.Lease
+		if lease, err = m.store.TryLease(ctx, m.cfg.FleetSecret, m.cfg.Holder, m.cfg.LeaseTTL); err == nil {
+			return m.hold(lease), nil, nil
+		}
+		<-m.writer
+	default:
+	}
+	if !errors.Is(err, secrets.ErrLeaseHeld) {
+		return nil, nil, storeErr("take lease on", m.cfg.FleetSecret, err)
+	}
+	if cur, ver, rerr := m.read(ctx, false); rerr == nil && m.satisfied(cur, ver, w, m.clock.Now()) {
+		res := none(cur, ver)
+		return nil, &res, nil
+	}
+	return nil, nil, err
 }
 
 // heldLease is the store's lease plus this process's writer slot, renewed

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 )
 
@@ -41,9 +42,6 @@ type Store interface {
 type TokenEndpoint interface {
 	Refresh(ctx context.Context, c Client, refreshToken string) (Issued, error)
 }
-
-// Clock tells the time; tests and the simulated year move it by hand.
-type Clock interface{ Now() time.Time }
 
 // Config names the secrets and sets the policy. Zero values take defaults.
 type Config struct {
@@ -164,7 +162,7 @@ type EnsureOptions struct {
 type Manager struct {
 	store    Store
 	endpoint TokenEndpoint
-	clock    Clock
+	clock    clock.Clock
 	log      *zap.Logger
 	cfg      Config
 	flight   singleflight.Group
@@ -188,11 +186,11 @@ type Manager struct {
 // exchange, for when the stored one is dead.
 
 // New builds a Manager.
-func New(store Store, endpoint TokenEndpoint, clock Clock, logger *zap.Logger, cfg Config) *Manager {
+func New(store Store, endpoint TokenEndpoint, clk clock.Clock, logger *zap.Logger, cfg Config) *Manager {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	return &Manager{store: store, endpoint: endpoint, clock: clock, log: logger, cfg: cfg.withDefaults(), writer: make(chan struct{}, 1)}
+	return &Manager{store: store, endpoint: endpoint, clock: clk, log: logger, cfg: cfg.withDefaults(), writer: make(chan struct{}, 1)}
 }
 
 // Config returns the effective configuration.
@@ -387,17 +385,6 @@ func isTransientStore(err error) bool { return errors.Is(err, secrets.ErrUnavail
 
 func storeErr(op, secret string, err error) error {
 	return fmt.Errorf("%w: %s %s: %w", ErrStoreUnavailable, op, secret, err)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 func deref(r *Result) Result {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/secrets/secretmanager"
 	"github.com/offpeak-charging/offpeak/internal/secrets/smfake"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -47,7 +47,7 @@ func TestTwoGCPClientsOnOneSecretManager(t *testing.T) {
 		}
 	}
 	newManager := func(holder string) *tokens.Manager {
-		store, err := secrets.NewGCP(ctx, project, fake.ClientOptions()...)
+		store, err := secretmanager.New(ctx, project, fake.ClientOptions()...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestTwoGCPClientsOnOneSecretManager(t *testing.T) {
 	if n := fake.ActiveVersions(project, "fleet-tokens"); n != 2 {
 		t.Errorf("fleet-tokens versions = %d, want 2", n)
 	}
-	if ann := fake.Annotations(project, "fleet-tokens"); ann[secrets.LeaseAnnotation] != "" {
+	if ann := fake.Annotations(project, "fleet-tokens"); ann[secretmanager.LeaseAnnotation] != "" {
 		t.Errorf("lease left behind: %v", ann)
 	}
 	stored := managers[0]

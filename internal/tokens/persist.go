@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sethvargo/go-retry"
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/secrets"
@@ -39,34 +40,7 @@ func (m *Manager) persist(ctx context.Context, lease *heldLease, pair Pair, base
 	if next < 1 {
 		next = 1
 	}
-	var id string
-	wait := m.cfg.RetryBase
-	for attempt := 1; ; attempt++ {
-		var found string
-		found, err = m.beforeWrite(pctx, lease, next, payload)
-		if found != "" {
-			id = found // an earlier attempt did land
-			break
-		}
-		if err == nil {
-			id, err = m.store.Add(pctx, m.cfg.FleetSecret, payload)
-			if err == nil {
-				break
-			}
-		}
-		if !isTransientStore(err) {
-			break
-		}
-		m.log.Warn("storing the new token pair failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		if !sleep(pctx, wait) {
-			// One last look: the final attempt may have landed.
-			if found, _ := m.findWritten(context.WithoutCancel(ctx), next, payload); found != "" {
-				id, err = found, nil
-			}
-			break
-		}
-		wait = min(wait*2, 5*time.Second)
-	}
+	id, err := m.write(pctx, lease, next, payload)
 	if err != nil {
 		m.mu.Lock()
 		m.pending = &pair
@@ -88,6 +62,51 @@ func (m *Manager) persist(ctx context.Context, lease *heldLease, pair Pair, base
 		m.log.Warn("pruning old token versions failed", zap.Error(err))
 	}
 	return Result{Action: ActionRefreshed, ExpiresAt: pair.ExpiresAt, Version: id}, nil
+}
+
+// write stores payload as version next (or finds that an earlier attempt
+// did), retrying transient store failures with a doubling pause from
+// RetryBase, at most 5 s, until ctx (the persist budget) ends; then it
+// looks once more and reports the last attempt's error.
+func (m *Manager) write(ctx context.Context, lease *heldLease, next int64, payload []byte) (string, error) {
+	var (
+		id      string
+		attempt int
+		last    error
+		backoff = retry.WithCappedDuration(5*time.Second, retry.NewExponential(m.cfg.RetryBase))
+	)
+	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+		attempt++
+		id, last = m.writeOnce(ctx, lease, next, payload)
+		if last == nil || !isTransientStore(last) {
+			return last
+		}
+		m.log.Warn("storing the new token pair failed; retrying", zap.Int("attempt", attempt), zap.Error(last))
+		return retry.RetryableError(last)
+	})
+	if err != nil && last != nil && isTransientStore(last) {
+		// The budget ran out in a pause. One last look: the final attempt
+		// may have landed. If not, report what the store said, not the
+		// deadline.
+		if found, _ := m.findWritten(context.WithoutCancel(ctx), next, payload); found != "" {
+			return found, nil
+		}
+		return "", last
+	}
+	return id, err
+}
+
+// writeOnce is one attempt: the checks before a write (beforeWrite), then
+// the write. It returns the id of the version that holds payload.
+func (m *Manager) writeOnce(ctx context.Context, lease *heldLease, next int64, payload []byte) (string, error) {
+	found, err := m.beforeWrite(ctx, lease, next, payload)
+	if found != "" {
+		return found, nil // an earlier attempt did land
+	}
+	if err != nil {
+		return "", err
+	}
+	return m.store.Add(ctx, m.cfg.FleetSecret, payload)
 }
 
 // errSuperseded: a version was added after the one the flight started from.

@@ -8,8 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sethvargo/go-retry"
+
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/state"
 )
@@ -73,29 +76,33 @@ func (v FleetVehicle) WakeUp(ctx context.Context, vin string) error {
 	return asleepOr(err)
 }
 
-// WaitOnline polls the free state endpoint until the car is online.
+// WaitOnline polls the free state endpoint until the car is online: at
+// once, then every PollEvery while it is asleep, waking or the call fails
+// transiently, until ctx ends.
 func (v FleetVehicle) WaitOnline(ctx context.Context, vin string) error {
 	every := v.PollEvery
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	settled := false // the last poll ended the wait: online, or an error that polling again cannot cure
+	err := retry.Do(ctx, retry.NewConstant(every), func(ctx context.Context) error {
 		veh, err := v.Client.Vehicle(ctx, vin)
-		if err == nil && veh.State == fleet.StateOnline {
-			return nil
+		switch {
+		case err == nil && veh.State == fleet.StateOnline:
+		case err == nil, fleet.IsTransient(err), errors.Is(err, fleet.ErrAsleep):
+			return retry.RetryableError(errNotOnline)
 		}
-		if err != nil && !fleet.IsTransient(err) && !errors.Is(err, fleet.ErrAsleep) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: still not online after the wake: %w", charging.ErrAsleep, ctx.Err())
-		case <-t.C:
-		}
+		settled = true
+		return err
+	})
+	if !settled {
+		return fmt.Errorf("%w: still not online after the wake: %w", charging.ErrAsleep, ctx.Err())
 	}
+	return err
 }
+
+// errNotOnline keeps WaitOnline polling; it is never returned.
+var errNotOnline = errors.New("not online yet")
 
 // AddChargeSchedule sends one schedule by the car's command path.
 func (v FleetVehicle) AddChargeSchedule(ctx context.Context, vin string, s charging.Schedule) error {
@@ -126,7 +133,7 @@ func asleepOr(err error) error {
 // (generation 0), taken over only when expired, with a generation match.
 type PlanStore struct {
 	Store  state.Store
-	Clock  charging.Clock
+	Clock  clock.Clock
 	Holder string
 }
 
@@ -206,7 +213,7 @@ func (p PlanStore) AcquireCycle(ctx context.Context, vin string, ttl time.Durati
 // "rest" (carcmd.PathStore).
 type CommandStore struct {
 	Store state.Store
-	Clock charging.Clock
+	Clock clock.Clock
 }
 
 var (

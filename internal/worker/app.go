@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/clock"
@@ -77,7 +78,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app := &App{Config: cfg}
 	store := opts.Secrets
 	if store == nil {
-		s, closeFn, err := secrets.Open(ctx, secrets.Backend{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
+		s, closeFn, err := backends.OpenSecrets(ctx, backends.Secrets{Kind: cfg.Secrets.Backend, Dir: cfg.Secrets.Dir, Project: cfg.Secrets.Project}, opts.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +105,7 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	// The state store is opened here, not in buildCycle, because the
 	// charge needs keep their records in it too.
 	if opts.State == nil {
-		st, closeFn, err := state.Open(ctx, state.Backend{Kind: cfg.Charging.State.Backend, Dir: cfg.Charging.State.Dir, Bucket: cfg.Charging.State.Bucket})
+		st, closeFn, err := backends.OpenState(ctx, backends.State{Kind: cfg.Charging.State.Backend, Dir: cfg.Charging.State.Dir, Bucket: cfg.Charging.State.Bucket})
 		if err != nil {
 			_ = app.Close()
 			return nil, err
@@ -176,7 +177,7 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	stateStore := opts.State
 	closeState := func() error { return nil }
 	if stateStore == nil {
-		s, closeFn, err := state.Open(ctx, state.Backend{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
+		s, closeFn, err := backends.OpenState(ctx, backends.State{Kind: c.State.Backend, Dir: c.State.Dir, Bucket: c.State.Bucket})
 		if err != nil {
 			return nil, nil, nil, err
 		}

@@ -289,51 +289,85 @@ func tokenize(src string) []string {
 	var out []string
 	rs := []rune(src)
 	for i := 0; i < len(rs); {
-		r := rs[i]
-		switch {
-		case unicode.IsSpace(r):
+		if unicode.IsSpace(rs[i]) {
 			i++
-		case r == '(' || r == ')' || r == ':' || r == '~':
-			out = append(out, string(r))
-			i++
-		case r == '!' || r == '<' || r == '>' || r == '=':
-			if i+1 < len(rs) && (rs[i+1] == '=' || (r == '!' && rs[i+1] == '~')) {
-				out = append(out, string(rs[i:i+2]))
-				i += 2
-			} else {
-				out = append(out, string(r))
-				i++
-			}
-		case r == '"':
-			j := i + 1
-			for j < len(rs) && rs[j] != '"' {
-				if rs[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			out = append(out, string(rs[i:min(j+1, len(rs))]))
-			i = j + 1
-		case r == '-' && (len(out) == 0 || out[len(out)-1] == "(" || isKeyword(out[len(out)-1])):
-			out = append(out, "-")
-			i++
-		default:
-			j := i
-			for j < len(rs) && !unicode.IsSpace(rs[j]) && !strings.ContainsRune("():<>=!~\"", rs[j]) {
-				j++
-			}
-			// A time value holds colons: keep "2021-01-01T00:00:00Z" whole.
-			for j < len(rs) && rs[j] == ':' && j+1 < len(rs) && unicode.IsDigit(rs[j+1]) && j > i && unicode.IsDigit(rs[j-1]) {
-				j++
-				for j < len(rs) && !unicode.IsSpace(rs[j]) && !strings.ContainsRune("():<>=!~\"", rs[j]) {
-					j++
-				}
-			}
-			out = append(out, string(rs[i:j]))
-			i = j
+			continue
 		}
+		var tok string
+		tok, i = nextToken(rs, i, out)
+		out = append(out, tok)
 	}
 	return out
+}
+
+// nextToken reads the token starting at rs[i], which is not a space, and
+// returns it with the index just after it. prev, the tokens before it,
+// tells a leading "-" (NOT) from the start of a word such as "-1".
+func nextToken(rs []rune, i int, prev []string) (string, int) {
+	r := rs[i]
+	switch {
+	case strings.ContainsRune("():~", r):
+		return string(r), i + 1
+	case strings.ContainsRune("!<>=", r):
+		return operator(rs, i)
+	case r == '"':
+		return quoted(rs, i)
+	case r == '-' && negationMayFollow(prev):
+		return "-", i + 1
+	default:
+		return word(rs, i)
+	}
+}
+
+// operator reads "!", "<", ">" or "=", or the two-rune "!=", "<=", ">=",
+// "==" and "!~".
+func operator(rs []rune, i int) (string, int) {
+	r := rs[i]
+	if i+1 < len(rs) && (rs[i+1] == '=' || (r == '!' && rs[i+1] == '~')) {
+		return string(rs[i : i+2]), i + 2
+	}
+	return string(r), i + 1
+}
+
+// quoted reads a double-quoted string, keeping its quotes and backslash
+// escapes (unquote removes them); an unterminated one runs to the end.
+func quoted(rs []rune, i int) (string, int) {
+	j := i + 1
+	for j < len(rs) && rs[j] != '"' {
+		if rs[j] == '\\' {
+			j++
+		}
+		j++
+	}
+	return string(rs[i:min(j+1, len(rs))]), j + 1
+}
+
+// negationMayFollow reports whether a "-" after prev starts a negation: at
+// the start, after "(" or after AND, OR or NOT.
+func negationMayFollow(prev []string) bool {
+	return len(prev) == 0 || prev[len(prev)-1] == "(" || isKeyword(prev[len(prev)-1])
+}
+
+// wordStops are the runes that end a word besides space.
+const wordStops = "():<>=!~\""
+
+// word reads a field name or a bare value. A time value holds colons, so
+// a colon between two digits does not end it: "2021-01-01T00:00:00Z"
+// stays whole, while "state:ENABLED" splits at its colon.
+func word(rs []rune, i int) (string, int) {
+	j := wordEnd(rs, i)
+	for j > i && j+1 < len(rs) && rs[j] == ':' && unicode.IsDigit(rs[j-1]) && unicode.IsDigit(rs[j+1]) {
+		j = wordEnd(rs, j+1)
+	}
+	return string(rs[i:j]), j
+}
+
+// wordEnd is the index of the first space or wordStops rune from j on.
+func wordEnd(rs []rune, j int) int {
+	for j < len(rs) && !unicode.IsSpace(rs[j]) && !strings.ContainsRune(wordStops, rs[j]) {
+		j++
+	}
+	return j
 }
 
 func isKeyword(t string) bool { return t == "AND" || t == "OR" || t == "NOT" }

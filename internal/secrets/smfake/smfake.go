@@ -6,7 +6,7 @@
 //	if _, err := fake.Start(); err != nil { … }
 //	defer fake.Stop()
 //	_ = fake.CreateSecret("proj", "fleet-tokens")
-//	store, err := secrets.NewGCP(ctx, "proj", fake.ClientOptions()...)
+//	store, err := secretmanager.New(ctx, "proj", fake.ClientOptions()...) // internal/secrets/secretmanager
 //
 // It keeps Secret Manager's rules where this project depends on them, and
 // is no kinder than the service:
@@ -70,6 +70,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/offpeak-charging/offpeak/internal/clock"
 )
 
 // MaxPayload is Secret Manager's limit on one version's payload.
@@ -97,16 +99,13 @@ type Server struct {
 
 	gs    *grpc.Server
 	addr  string
-	clock Clock
+	clock clock.Clock
 }
 
-// Clock tells the fake's time (Secret Manager's own clock): create and
-// destroy times come from it.
-type Clock interface{ Now() time.Time }
-
-// SetClock makes the fake take its time from c (default: the wall clock),
-// so tests that move a manual clock see versions age with it.
-func (s *Server) SetClock(c Clock) {
+// SetClock makes the fake take its time from c, Secret Manager's own clock
+// (default: the wall clock): create and destroy times come from it, so tests
+// that move a manual clock see versions age with it.
+func (s *Server) SetClock(c clock.Clock) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clock = c

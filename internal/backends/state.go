@@ -1,26 +1,28 @@
-package state
+package backends
 
 import (
 	"context"
 	"fmt"
 
 	"cloud.google.com/go/storage"
+
+	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/state/gcsstate"
 )
 
-// Backend selects and configures a Store, the same way in the scout and the worker.
-type Backend struct {
+// State selects and configures a state.Store, the same way in the scout and the worker.
+type State struct {
 	Kind   string // "file" (default), "gcs", or "memory" for tests
 	Dir    string // file: STATE_DIR
 	Bucket string // gcs: STATE_BUCKET
 	Prefix string // gcs: object name prefix
 }
 
-// Open builds the configured Store; close releases its connections.
-func Open(ctx context.Context, b Backend) (Store, func() error, error) {
-	noop := func() error { return nil }
+// OpenState builds the configured store; close releases its connections.
+func OpenState(ctx context.Context, b State) (store state.Store, close func() error, err error) {
 	switch b.Kind {
 	case "", "file":
-		f, err := NewFile(b.Dir)
+		f, err := state.NewFile(b.Dir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("STATE_DIR %s: %w", b.Dir, err)
 		}
@@ -33,9 +35,9 @@ func Open(ctx context.Context, b Backend) (Store, func() error, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("cloud storage client: %w", err)
 		}
-		return NewGCS(client, b.Bucket, b.Prefix), client.Close, nil
+		return gcsstate.New(client, b.Bucket, b.Prefix), client.Close, nil
 	case "memory":
-		return NewMemory(), noop, nil
+		return state.NewMemory(), noop, nil
 	default:
 		return nil, nil, fmt.Errorf("STATE_BACKEND: %q is not one of file, gcs", b.Kind)
 	}

@@ -1,4 +1,4 @@
-package secrets_test
+package secretmanager_test
 
 import (
 	"context"
@@ -7,19 +7,20 @@ import (
 	"testing"
 	"time"
 
-	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	smapi "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
+	"github.com/offpeak-charging/offpeak/internal/secrets/secretmanager"
 	"github.com/offpeak-charging/offpeak/internal/secrets/smfake"
 )
 
-// gcpWithSecret returns a GCP store on a fresh fake holding secret "tokens"
+// gcpWithSecret returns a Secret Manager store on a fresh fake holding secret "tokens"
 // with one version.
-func gcpWithSecret(t *testing.T) (*secrets.GCP, *smfake.Server, *clock.Manual) {
+func gcpWithSecret(t *testing.T) (*secretmanager.Store, *smfake.Server, *clock.Manual) {
 	t.Helper()
 	fake := startFake(t)
 	clk := clock.NewManual(start)
@@ -34,13 +35,13 @@ func gcpWithSecret(t *testing.T) (*secrets.GCP, *smfake.Server, *clock.Manual) {
 func TestGCPErrorMapping(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	calls := map[string]func(g *secrets.GCP) error{
+	calls := map[string]func(g *secretmanager.Store) error{
 		// AccessSecretVersion is retried by the client on Unavailable and
 		// ResourceExhausted; those codes are tested below with a short context.
-		"AccessSecretVersion": func(g *secrets.GCP) error { _, err := g.Latest(ctx, "tokens"); return err },
-		"ListSecretVersions":  func(g *secrets.GCP) error { _, err := g.Versions(ctx, "tokens"); return err },
-		"AddSecretVersion":    func(g *secrets.GCP) error { _, err := g.Add(ctx, "tokens", []byte(sentinel)); return err },
-		"GetSecret":           func(g *secrets.GCP) error { _, err := g.TryLease(ctx, "tokens", "h", time.Minute); return err },
+		"AccessSecretVersion": func(g *secretmanager.Store) error { _, err := g.Latest(ctx, "tokens"); return err },
+		"ListSecretVersions":  func(g *secretmanager.Store) error { _, err := g.Versions(ctx, "tokens"); return err },
+		"AddSecretVersion":    func(g *secretmanager.Store) error { _, err := g.Add(ctx, "tokens", []byte(sentinel)); return err },
+		"GetSecret":           func(g *secretmanager.Store) error { _, err := g.TryLease(ctx, "tokens", "h", time.Minute); return err },
 	}
 	cases := []struct {
 		method string
@@ -162,7 +163,7 @@ func TestGCPVersionsListsDisabledNotDestroyed(t *testing.T) {
 	ctx := context.Background()
 	fake := startFake(t)
 	g := newGCP(t, fake, clock.Real{})
-	client, err := secretmanager.NewClient(ctx, fake.ClientOptions()...)
+	client, err := smapi.NewClient(ctx, fake.ClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,13 +225,13 @@ func TestGCPLeaseEtagRace(t *testing.T) {
 	if n := fake.Calls("UpdateSecret"); n != 2 {
 		t.Fatalf("UpdateSecret calls = %d, want 2 (both wrote)", n)
 	}
-	if v := fake.Annotations(project, "tokens")[secrets.LeaseAnnotation]; !strings.HasPrefix(v, "worker-b|") {
+	if v := fake.Annotations(project, "tokens")[secretmanager.LeaseAnnotation]; !strings.HasPrefix(v, "worker-b|") {
 		t.Fatalf("lease annotation = %q, want b's", v)
 	}
 	if err := bLease.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fake.Annotations(project, "tokens")[secrets.LeaseAnnotation]; ok {
+	if _, ok := fake.Annotations(project, "tokens")[secretmanager.LeaseAnnotation]; ok {
 		t.Fatalf("annotation still present after Release")
 	}
 }
@@ -244,7 +245,7 @@ func TestGCPLeaseManyContendersOneWinner(t *testing.T) {
 		t.Fatal(err)
 	}
 	const contenders = 8
-	stores := make([]*secrets.GCP, contenders)
+	stores := make([]*secretmanager.Store, contenders)
 	for i := range stores {
 		stores[i] = newGCP(t, fake, clk)
 	}
@@ -277,7 +278,7 @@ func TestGCPLeaseKeepsOtherAnnotations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	fake := startFake(t)
-	client, err := secretmanager.NewClient(ctx, fake.ClientOptions()...)
+	client, err := smapi.NewClient(ctx, fake.ClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,13 +289,13 @@ func TestGCPLeaseKeepsOtherAnnotations(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	g := secrets.NewGCPFromClient(client, project)
+	g := secretmanager.NewFromClient(client, project)
 	g.Clock = clock.NewManual(start)
 	l, err := g.TryLease(ctx, "tokens", "worker-a", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ann := fake.Annotations(project, "tokens"); ann["owner"] != "ops" || !strings.HasPrefix(ann[secrets.LeaseAnnotation], "worker-a|2026-03-01T12:01:00") {
+	if ann := fake.Annotations(project, "tokens"); ann["owner"] != "ops" || !strings.HasPrefix(ann[secretmanager.LeaseAnnotation], "worker-a|2026-03-01T12:01:00") {
 		t.Fatalf("annotations while leased: %v", ann)
 	}
 	if err := l.Release(ctx); err != nil {
@@ -303,12 +304,12 @@ func TestGCPLeaseKeepsOtherAnnotations(t *testing.T) {
 	if ann := fake.Annotations(project, "tokens"); len(ann) != 1 || ann["owner"] != "ops" {
 		t.Fatalf("annotations after release: %v", ann)
 	}
-	// NewGCPFromClient leaves the client to its owner.
+	// NewFromClient leaves the client to its owner.
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := g.Versions(ctx, "tokens"); err != nil {
-		t.Fatalf("client unusable after GCP.Close on a borrowed client: %v", err)
+		t.Fatalf("client unusable after Store.Close on a borrowed client: %v", err)
 	}
 }
 
@@ -317,14 +318,14 @@ func TestGCPLeaseDamagedAnnotationDoesNotLockForever(t *testing.T) {
 	ctx := context.Background()
 	fake := startFake(t)
 	g := newGCP(t, fake, clock.NewManual(start))
-	client, err := secretmanager.NewClient(ctx, fake.ClientOptions()...)
+	client, err := smapi.NewClient(ctx, fake.ClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
 	if _, err := client.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{
 		Parent: "projects/" + project, SecretId: "tokens",
-		Secret: &secretmanagerpb.Secret{Annotations: map[string]string{secrets.LeaseAnnotation: "someone|not-a-time"}},
+		Secret: &secretmanagerpb.Secret{Annotations: map[string]string{secretmanager.LeaseAnnotation: "someone|not-a-time"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +398,7 @@ func TestGCPLeaseOneClock(t *testing.T) {
 		if _, err := w.TryLease(ctx, "tokens", "worker", ttl); !errors.Is(err, secrets.ErrLeaseHeld) {
 			t.Fatalf("TryLease a second after: %v, want ErrLeaseHeld", err)
 		}
-		v := fake.Annotations(project, "tokens")[secrets.LeaseAnnotation]
+		v := fake.Annotations(project, "tokens")[secretmanager.LeaseAnnotation]
 		if want := "fleetctl-laptop|" + clk.Now().Add(ttl).UTC().Format(time.RFC3339); !strings.HasPrefix(v, want) {
 			t.Errorf("annotation = %q, want it brought back to this clock (%s…)", v, want)
 		}

@@ -1,4 +1,8 @@
-package state
+// Package gcsstate is the state.Store backend on Cloud Storage
+// (STATE_BUCKET). It lives apart from package state so that code which only
+// needs the Store interface does not link the Cloud client; the wiring
+// (internal/backends) picks it when STATE_BACKEND=gcs.
+package gcsstate
 
 import (
 	"context"
@@ -19,84 +23,95 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
+
+	"github.com/offpeak-charging/offpeak/internal/state"
 )
 
 // writeIDMetadata is the custom metadata key under which each Put stores a
-// random id of its own. See GCS.Put.
+// random id of its own. See Store.Put.
 const writeIDMetadata = "state-write-id"
 
-// GCS is a Store in a Cloud Storage bucket (STATE_BUCKET). Compare-and-swap
+// Store is a state.Store in a Cloud Storage bucket (STATE_BUCKET). Compare-and-swap
 // uses the object generation: Put sends ifGenerationMatch (or
 // ifGenerationMatch=0, "does not exist"), and Cloud Storage answers a lost
 // race with 412. The bucket should not have object versioning enabled.
-type GCS struct {
+type Store struct {
 	client *storage.Client
 	bucket string
 	prefix string
 	// Timeout bounds every call whose context has no earlier deadline;
-	// zero means DefaultTimeout.
+	// zero means state.DefaultTimeout.
 	Timeout time.Duration
 }
 
-var _ Store = (*GCS)(nil)
+var _ state.Store = (*Store)(nil)
 
-// NewGCS returns a Store keeping key k in bucket as object prefix+k. A
+// New returns a Store keeping key k in bucket as object prefix+k. A
 // non-empty prefix gets a trailing slash if it lacks one ("state" → "state/").
-func NewGCS(client *storage.Client, bucket, prefix string) *GCS {
+func New(client *storage.Client, bucket, prefix string) *Store {
 	prefix = strings.TrimLeft(prefix, "/")
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		prefix += "/"
 	}
-	return &GCS{client: client, bucket: bucket, prefix: prefix}
+	return &Store{client: client, bucket: bucket, prefix: prefix}
 }
 
-func (g *GCS) object(key string) *storage.ObjectHandle {
+// callCtx bounds ctx by Timeout unless it already ends sooner.
+func (g *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := g.Timeout
+	if d <= 0 {
+		d = state.DefaultTimeout
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+func (g *Store) object(key string) *storage.ObjectHandle {
 	return g.client.Bucket(g.bucket).Object(g.prefix + key)
 }
 
-// Get implements Store. The generation comes from the same response as the
+// Get implements state.Store. The generation comes from the same response as the
 // data, so the pair is consistent.
-func (g *GCS) Get(ctx context.Context, key string) (Object, error) {
-	if err := ValidateKey(key); err != nil {
-		return Object{}, err
+func (g *Store) Get(ctx context.Context, key string) (state.Object, error) {
+	if err := state.ValidateKey(key); err != nil {
+		return state.Object{}, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, g.Timeout)
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 	r, err := g.object(key).NewReader(ctx)
 	if err != nil {
-		return Object{}, fmt.Errorf("get %s: %w", key, classifyGCS(err))
+		return state.Object{}, fmt.Errorf("get %s: %w", key, classifyGCS(err))
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, MaxObjectSize+1))
+	data, err := io.ReadAll(io.LimitReader(r, state.MaxObjectSize+1))
 	if err != nil {
-		return Object{}, fmt.Errorf("get %s: read: %w", key, classifyGCS(err))
+		return state.Object{}, fmt.Errorf("get %s: read: %w", key, classifyGCS(err))
 	}
 	gen := r.Attrs.Generation
-	if err := checkStored(key, data); err != nil {
-		return Object{}, fmt.Errorf("get %s at generation %d: %w", key, gen, err)
+	if err := state.ValidateStored(key, data); err != nil {
+		return state.Object{}, fmt.Errorf("get %s at generation %d: %w", key, gen, err)
 	}
-	return Object{Data: data, Generation: gen}, nil
+	return state.Object{Data: data, Generation: gen}, nil
 }
 
-// Put implements Store.
+// Put implements state.Store.
 //
 // The client library retries a conditional upload on 5xx and timeouts. If
 // the first attempt landed but its answer was lost, the retry fails with
-// 412 although the object now holds our data; reporting ErrConflict then
+// 412 although the object now holds our data; reporting state.ErrConflict then
 // would make Update apply its change a second time. So every Put tags its
 // object with a random write id, and on 412 checks whether the live object
 // carries its own id: if so, the write succeeded.
-func (g *GCS) Put(ctx context.Context, key string, data []byte, ifGeneration int64) (int64, error) {
-	if err := ValidateKey(key); err != nil {
+func (g *Store) Put(ctx context.Context, key string, data []byte, ifGeneration int64) (int64, error) {
+	if err := state.ValidateKey(key); err != nil {
 		return 0, err
 	}
-	if err := validateData(data); err != nil {
+	if err := state.ValidateData(data); err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	if ifGeneration < 0 {
-		return 0, fmt.Errorf("put %s if generation %d: %w", key, ifGeneration, ErrConflict)
+		return 0, fmt.Errorf("put %s if generation %d: %w", key, ifGeneration, state.ErrConflict)
 	}
-	ctx, cancel := withDefaultTimeout(ctx, g.Timeout)
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 
 	writeID, err := newWriteID()
@@ -122,7 +137,7 @@ func (g *GCS) Put(ctx context.Context, key string, data []byte, ifGeneration int
 	}
 	if err := w.Close(); err != nil {
 		err = classifyGCS(err)
-		if errors.Is(err, ErrConflict) {
+		if errors.Is(err, state.ErrConflict) {
 			if attrs, aerr := obj.Attrs(ctx); aerr == nil && attrs.Metadata[writeIDMetadata] == writeID {
 				return attrs.Generation, nil
 			}
@@ -133,16 +148,16 @@ func (g *GCS) Put(ctx context.Context, key string, data []byte, ifGeneration int
 	return w.Attrs().Generation, nil
 }
 
-// Delete implements Store. A conditional delete names the generation as
+// Delete implements state.Store. A conditional delete names the generation as
 // well as the precondition: Cloud Storage then answers a stale generation
 // with 412 or (the generation no longer exists) 404, and fake-gcs-server,
 // which ignores preconditions on delete, with 404. A 404 is told apart from
 // "no object at all" by one more metadata read.
-func (g *GCS) Delete(ctx context.Context, key string, ifGeneration int64) error {
-	if err := ValidateKey(key); err != nil {
+func (g *Store) Delete(ctx context.Context, key string, ifGeneration int64) error {
+	if err := state.ValidateKey(key); err != nil {
 		return err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, g.Timeout)
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 	obj := g.object(key)
 	target := obj
@@ -153,27 +168,27 @@ func (g *GCS) Delete(ctx context.Context, key string, ifGeneration int64) error 
 	if err == nil {
 		return nil
 	}
-	if ifGeneration != 0 && errors.Is(err, ErrNotFound) {
+	if ifGeneration != 0 && errors.Is(err, state.ErrNotFound) {
 		attrs, aerr := obj.Attrs(ctx)
 		switch aerr := classifyGCS(aerr); {
 		case aerr == nil:
-			return fmt.Errorf("delete %s if generation %d (now %d): %w", key, ifGeneration, attrs.Generation, ErrConflict)
-		case !errors.Is(aerr, ErrNotFound):
+			return fmt.Errorf("delete %s if generation %d (now %d): %w", key, ifGeneration, attrs.Generation, state.ErrConflict)
+		case !errors.Is(aerr, state.ErrNotFound):
 			return fmt.Errorf("delete %s: %w", key, aerr)
 		}
 	}
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, state.ErrConflict) {
 		return fmt.Errorf("delete %s if generation %d: %w", key, ifGeneration, err)
 	}
 	return fmt.Errorf("delete %s: %w", key, err)
 }
 
-// List implements Store.
-func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
-	if err := validatePrefix(prefix); err != nil {
+// List implements state.Store.
+func (g *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := state.ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx, g.Timeout)
+	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 	q := &storage.Query{Prefix: g.prefix + prefix}
 	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
@@ -190,7 +205,7 @@ func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
 			return nil, fmt.Errorf("list %q: %w", prefix, classifyGCS(err))
 		}
 		key := strings.TrimPrefix(attrs.Name, g.prefix)
-		if ValidateKey(key) == nil {
+		if state.ValidateKey(key) == nil {
 			keys = append(keys, key)
 		}
 	}
@@ -206,20 +221,20 @@ func classifyGCS(err error) error {
 		return nil
 	}
 	if errors.Is(err, storage.ErrObjectNotExist) {
-		return fmt.Errorf("%w: %w", ErrNotFound, err)
+		return fmt.Errorf("%w: %w", state.ErrNotFound, err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 	}
 	var gerr *googleapi.Error
 	if errors.As(err, &gerr) {
 		switch code := gerr.Code; {
 		case code == http.StatusPreconditionFailed:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+			return fmt.Errorf("%w: %w", state.ErrConflict, err)
 		case code == http.StatusNotFound:
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
+			return fmt.Errorf("%w: %w", state.ErrNotFound, err)
 		case code == http.StatusTooManyRequests, code == http.StatusRequestTimeout, code >= 500:
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 		}
 		return err
 	}
@@ -228,17 +243,17 @@ func classifyGCS(err error) error {
 	if errors.As(err, &aerr) && aerr.GRPCStatus() != nil {
 		switch aerr.GRPCStatus().Code() {
 		case codes.FailedPrecondition, codes.Aborted:
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+			return fmt.Errorf("%w: %w", state.ErrConflict, err)
 		case codes.NotFound:
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
+			return fmt.Errorf("%w: %w", state.ErrNotFound, err)
 		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Internal:
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 		}
 		return err
 	}
 	var nerr net.Error
 	if errors.As(err, &nerr) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", state.ErrUnavailable, err)
 	}
 	return err
 }

@@ -1,4 +1,4 @@
-package state
+package gcsstate_test
 
 import (
 	"bytes"
@@ -19,6 +19,9 @@ import (
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
+
+	"github.com/offpeak-charging/offpeak/internal/state"
+	"github.com/offpeak-charging/offpeak/internal/state/gcsstate"
 )
 
 const testBucket = "offpeak-state-test"
@@ -119,20 +122,20 @@ func TestFakeGCSHonoursIfGenerationMatch(t *testing.T) {
 	}
 
 	// The same through the GCS backend: two Puts with one read generation.
-	s := NewGCS(client, testBucket, "")
+	s := gcsstate.New(client, testBucket, "")
 	cur := mustGet(t, s, "raw/counter.json")
 	if _, err := s.Put(ctx, "raw/counter.json", []byte(`{"n":2}`), cur.Generation); err != nil {
 		t.Fatalf("first Put: %v", err)
 	}
-	if _, err := s.Put(ctx, "raw/counter.json", []byte(`{"n":2}`), cur.Generation); !errors.Is(err, ErrConflict) {
-		t.Fatalf("second Put with the same read generation: err = %v, want ErrConflict", err)
+	if _, err := s.Put(ctx, "raw/counter.json", []byte(`{"n":2}`), cur.Generation); !errors.Is(err, state.ErrConflict) {
+		t.Fatalf("second Put with the same read generation: err = %v, want state.ErrConflict", err)
 	}
 }
 
 func TestGCSObjectLayout(t *testing.T) {
 	t.Parallel()
 	client, srv := newFakeGCS(t)
-	s := NewGCS(client, testBucket, "/state")
+	s := gcsstate.New(client, testBucket, "/state")
 	gen := mustPut(t, s, "vehicles/A.json", `{"a":1}`, 0)
 
 	obj, err := srv.GetObject(testBucket, "state/vehicles/A.json")
@@ -160,9 +163,9 @@ func TestGCSCorruptObject(t *testing.T) {
 		ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket, Name: "vehicles/half.json"},
 		Content:     []byte(`{"soc":`),
 	})
-	_, err := NewGCS(client, testBucket, "").Get(context.Background(), "vehicles/half.json")
-	if !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Get of half an object: err = %v, want ErrCorrupt", err)
+	_, err := gcsstate.New(client, testBucket, "").Get(context.Background(), "vehicles/half.json")
+	if !errors.Is(err, state.ErrCorrupt) {
+		t.Fatalf("Get of half an object: err = %v, want state.ErrCorrupt", err)
 	}
 }
 
@@ -201,11 +204,11 @@ func TestGCSPutSurvivesLostAnswer(t *testing.T) {
 	lossy := &loseFirstUploadAnswer{next: http.DefaultTransport}
 	client := newGCSClient(t, srv.URL(), option.WithHTTPClient(&http.Client{Transport: lossy}))
 	client.SetRetry(storage.WithBackoff(gax.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}))
-	s := NewGCS(client, testBucket, "")
+	s := gcsstate.New(client, testBucket, "")
 	ctx := context.Background()
 
 	var calls atomic.Int64
-	got, err := Update(ctx, s, "vehicles/lossy.json", increment(&calls))
+	got, err := state.Update(ctx, s, "vehicles/lossy.json", increment(&calls))
 	if err != nil {
 		t.Fatalf("Update with a lost answer: %v", err)
 	}
@@ -215,7 +218,7 @@ func TestGCSPutSurvivesLostAnswer(t *testing.T) {
 	if got.N != 1 || calls.Load() != 1 {
 		t.Fatalf("Update = %d after %d fn calls, want 1 after 1", got.N, calls.Load())
 	}
-	stored, gen, err := Load[counter](ctx, s, "vehicles/lossy.json")
+	stored, gen, err := state.Load[counter](ctx, s, "vehicles/lossy.json")
 	if err != nil || stored.N != 1 || gen < 1 {
 		t.Fatalf("stored = %+v@%d, %v; want n=1", stored, gen, err)
 	}
@@ -229,10 +232,10 @@ func TestGCSErrorKinds(t *testing.T) {
 		want    error
 		notWant []error
 	}{
-		{"503 is transient", http.StatusServiceUnavailable, ErrUnavailable, nil},
-		{"429 is transient", http.StatusTooManyRequests, ErrUnavailable, nil},
-		{"412 is a conflict", http.StatusPreconditionFailed, ErrConflict, nil},
-		{"403 is none of them", http.StatusForbidden, nil, []error{ErrUnavailable, ErrConflict, ErrNotFound}},
+		{"503 is transient", http.StatusServiceUnavailable, state.ErrUnavailable, nil},
+		{"429 is transient", http.StatusTooManyRequests, state.ErrUnavailable, nil},
+		{"412 is a conflict", http.StatusPreconditionFailed, state.ErrConflict, nil},
+		{"403 is none of them", http.StatusForbidden, nil, []error{state.ErrUnavailable, state.ErrConflict, state.ErrNotFound}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,7 +250,7 @@ func TestGCSErrorKinds(t *testing.T) {
 			t.Cleanup(srv.Close)
 			client := newGCSClient(t, srv.URL)
 			client.SetRetry(storage.WithPolicy(storage.RetryNever))
-			s := NewGCS(client, testBucket, "")
+			s := gcsstate.New(client, testBucket, "")
 
 			_, err := s.Put(context.Background(), "vehicles/a.json", []byte(`{}`), 5)
 			if hits.Load() == 0 {
@@ -268,7 +271,7 @@ func TestGCSErrorKinds(t *testing.T) {
 	}
 }
 
-// TestGCSDeadline: a backend that never answers ends in ErrUnavailable once
+// TestGCSDeadline: a backend that never answers ends in state.ErrUnavailable once
 // the store's own timeout passes, even though the caller set none.
 func TestGCSDeadline(t *testing.T) {
 	t.Parallel()
@@ -282,15 +285,56 @@ func TestGCSDeadline(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
 	client := newGCSClient(t, srv.URL)
-	s := NewGCS(client, testBucket, "")
+	s := gcsstate.New(client, testBucket, "")
 	s.Timeout = 50 * time.Millisecond
 
 	_, err := s.Get(context.Background(), "vehicles/a.json")
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Get from a silent backend: err = %v, want ErrUnavailable", err)
+	if !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("Get from a silent backend: err = %v, want state.ErrUnavailable", err)
 	}
 	_, err = s.Put(context.Background(), "vehicles/a.json", bytes.Repeat([]byte("1"), 10), 0)
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Put to a silent backend: err = %v, want ErrUnavailable", err)
+	if !errors.Is(err, state.ErrUnavailable) {
+		t.Fatalf("Put to a silent backend: err = %v, want state.ErrUnavailable", err)
 	}
+}
+
+// The contract every backend keeps runs against this one in package state
+// (store_test.go); the helpers below serve the tests of Cloud Storage's own
+// behaviour above.
+
+type counter struct {
+	N int `json:"n"`
+}
+
+// increment is an Update function that counts its calls.
+func increment(calls *atomic.Int64) func(cur *counter, exists bool) (*counter, error) {
+	return func(cur *counter, exists bool) (*counter, error) {
+		calls.Add(1)
+		if !exists {
+			return &counter{N: 1}, nil
+		}
+		cur.N++
+		return cur, nil
+	}
+}
+
+func mustPut(t *testing.T, s state.Store, key, data string, ifGen int64) int64 {
+	t.Helper()
+	gen, err := s.Put(context.Background(), key, []byte(data), ifGen)
+	if err != nil {
+		t.Fatalf("Put(%s, if %d): %v", key, ifGen, err)
+	}
+	if gen < 1 {
+		t.Fatalf("Put(%s) returned generation %d, want >= 1", key, gen)
+	}
+	return gen
+}
+
+func mustGet(t *testing.T, s state.Store, key string) state.Object {
+	t.Helper()
+	obj, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", key, err)
+	}
+	return obj
 }

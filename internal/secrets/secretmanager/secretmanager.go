@@ -1,4 +1,9 @@
-package secrets
+// Package secretmanager is the secrets.Store backend on Google Secret
+// Manager. It lives apart from package secrets so that code which only
+// needs the Store interface (the token manager, the scout) does not link
+// the Cloud client, gRPC and OpenTelemetry; the wiring (internal/backends)
+// picks it when SECRETS_BACKEND=gcp.
+package secretmanager
 
 import (
 	"cmp"
@@ -13,8 +18,9 @@ import (
 	"sync"
 	"time"
 
-	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	smapi "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/sethvargo/go-retry"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
@@ -22,9 +28,10 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/secrets"
 )
 
-var _ Store = (*GCP)(nil)
+var _ secrets.Store = (*Store)(nil)
 
 // LeaseAnnotation is the annotation on a Secret that holds the writer lease
 // as "holder|<RFC 3339 expiry>". Secret Manager has no compare-and-swap on
@@ -32,19 +39,19 @@ var _ Store = (*GCP)(nil)
 // the annotation a lock.
 const LeaseAnnotation = "offpeak-lease"
 
-// DefaultCallTimeout bounds each Secret Manager call unless GCP.CallTimeout
+// DefaultCallTimeout bounds each Secret Manager call unless Store.CallTimeout
 // says otherwise; the client's own default (60 s) is too long for a request
 // handler or Cloud Run's 10 s shutdown.
 const DefaultCallTimeout = 10 * time.Second
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// GCP is the Google Secret Manager backend. Safe for concurrent use once
+// Store is the Google Secret Manager backend. Safe for concurrent use once
 // configured.
-type GCP struct {
-	client  *secretmanager.Client
+type Store struct {
+	client  *smapi.Client
 	project string
-	owned   bool // Close closes the client only if NewGCP made it
+	owned   bool // Close closes the client only if New made it
 
 	// CallTimeout bounds every RPC (context.WithTimeout); a shorter deadline
 	// on the caller's context still wins. Set before first use.
@@ -52,7 +59,7 @@ type GCP struct {
 	// Clock times lease expiry. Set before first use.
 	Clock clock.Clock
 	// LeaseSkew is how far apart the clocks of the lease's clients may be
-	// (default DefaultLeaseSkew). Set before first use.
+	// (default secrets.DefaultLeaseSkew). Set before first use.
 	LeaseSkew time.Duration
 
 	seenMu  sync.Mutex
@@ -60,43 +67,43 @@ type GCP struct {
 	written map[string]*secretmanagerpb.Secret // each secret as our last lease write left it
 }
 
-// NewGCP dials Secret Manager for project (id or number). opts go to the
+// New dials Secret Manager for project (id or number). opts go to the
 // client, e.g. smfake's ClientOptions in tests.
-func NewGCP(ctx context.Context, project string, opts ...option.ClientOption) (*GCP, error) {
+func New(ctx context.Context, project string, opts ...option.ClientOption) (*Store, error) {
 	if project == "" {
 		return nil, errors.New("secret manager: project not set")
 	}
-	c, err := secretmanager.NewClient(ctx, opts...)
+	c, err := smapi.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("secret manager client: %w", err)
 	}
-	g := NewGCPFromClient(c, project)
+	g := NewFromClient(c, project)
 	g.owned = true
 	return g, nil
 }
 
-// NewGCPFromClient uses an existing client, which stays the caller's to close.
-func NewGCPFromClient(client *secretmanager.Client, project string) *GCP {
-	return &GCP{client: client, project: project, CallTimeout: DefaultCallTimeout, Clock: clock.Real{}}
+// NewFromClient uses an existing client, which stays the caller's to close.
+func NewFromClient(client *smapi.Client, project string) *Store {
+	return &Store{client: client, project: project, CallTimeout: DefaultCallTimeout, Clock: clock.Real{}}
 }
 
-// Close closes the client if NewGCP created it.
-func (g *GCP) Close() error {
+// Close closes the client if New created it.
+func (g *Store) Close() error {
 	if !g.owned {
 		return nil
 	}
 	return g.client.Close()
 }
 
-func (g *GCP) secretName(secret string) string {
+func (g *Store) secretName(secret string) string {
 	return "projects/" + g.project + "/secrets/" + secret
 }
 
-func (g *GCP) versionName(secret, version string) string {
+func (g *Store) versionName(secret, version string) string {
 	return g.secretName(secret) + "/versions/" + version
 }
 
-func (g *GCP) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+func (g *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	d := g.CallTimeout
 	if d <= 0 {
 		d = DefaultCallTimeout
@@ -104,7 +111,7 @@ func (g *GCP) callCtx(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, d)
 }
 
-func (g *GCP) now() time.Time {
+func (g *Store) now() time.Time {
 	if g.Clock == nil {
 		return time.Now()
 	}
@@ -113,57 +120,57 @@ func (g *GCP) now() time.Time {
 
 // Latest accesses …/versions/latest and reports the version it resolved to.
 // Secret Manager resolves latest whatever the state: a destroyed or disabled
-// newest version is ErrVersionUnavailable, not the next one down.
-func (g *GCP) Latest(ctx context.Context, secret string) (Version, error) {
-	if err := checkSecretName(secret); err != nil {
-		return Version{}, err
+// newest version is secrets.ErrVersionUnavailable, not the next one down.
+func (g *Store) Latest(ctx context.Context, secret string) (secrets.Version, error) {
+	if err := secrets.ValidateName(secret); err != nil {
+		return secrets.Version{}, err
 	}
 	return g.access(ctx, secret, "latest")
 }
 
 // Get accesses one version by number.
-func (g *GCP) Get(ctx context.Context, secret, id string) (Version, error) {
-	if err := checkSecretName(secret); err != nil {
-		return Version{}, err
+func (g *Store) Get(ctx context.Context, secret, id string) (secrets.Version, error) {
+	if err := secrets.ValidateName(secret); err != nil {
+		return secrets.Version{}, err
 	}
-	if _, err := parseVersionID(secret, id); err != nil {
-		return Version{}, err
+	if _, err := secrets.ParseVersionID(secret, id); err != nil {
+		return secrets.Version{}, err
 	}
 	return g.access(ctx, secret, id)
 }
 
-func (g *GCP) access(ctx context.Context, secret, version string) (Version, error) {
+func (g *Store) access(ctx context.Context, secret, version string) (secrets.Version, error) {
 	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 	name := g.versionName(secret, version)
 	resp, err := g.client.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name})
 	if err != nil {
-		return Version{}, mapGCPErr("access "+name, err, ErrVersionUnavailable)
+		return secrets.Version{}, mapGCPErr("access "+name, err, secrets.ErrVersionUnavailable)
 	}
 	data := resp.GetPayload().GetData()
 	// Secret Manager always sends the checksum; a response without one is
 	// accepted (there is nothing to check), a wrong one is not.
 	if want := resp.GetPayload().DataCrc32C; want != nil && int64(crc32.Checksum(data, castagnoli)) != *want {
-		return Version{}, fmt.Errorf("access %s: CRC32C mismatch: %w", name, ErrCorrupt)
+		return secrets.Version{}, fmt.Errorf("access %s: CRC32C mismatch: %w", name, secrets.ErrCorrupt)
 	}
 	id := lastSegment(resp.GetName())
 	if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-		return Version{}, fmt.Errorf("access %s: response names no version number (%q): %w", name, resp.GetName(), ErrUnavailable)
+		return secrets.Version{}, fmt.Errorf("access %s: response names no version number (%q): %w", name, resp.GetName(), secrets.ErrUnavailable)
 	}
 	if data == nil {
 		data = []byte{}
 	}
-	return Version{Secret: secret, ID: id, Payload: data}, nil
+	return secrets.Version{Secret: secret, ID: id, Payload: data}, nil
 }
 
 // Add appends a version with its CRC32C, so Secret Manager rejects a payload
 // damaged on the way. The secret must exist (creating one needs the admin
 // role and a replication policy: that is deployment's job).
-func (g *GCP) Add(ctx context.Context, secret string, payload []byte) (string, error) {
-	if err := checkSecretName(secret); err != nil {
+func (g *Store) Add(ctx context.Context, secret string, payload []byte) (string, error) {
+	if err := secrets.ValidateName(secret); err != nil {
 		return "", err
 	}
-	if err := checkPayloadSize(secret, payload); err != nil {
+	if err := secrets.ValidatePayload(secret, payload); err != nil {
 		return "", err
 	}
 	ctx, cancel := g.callCtx(ctx)
@@ -182,8 +189,8 @@ func (g *GCP) Add(ctx context.Context, secret string, payload []byte) (string, e
 
 // Versions lists enabled and disabled versions (both are billed), newest
 // first by number.
-func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error) {
-	if err := checkSecretName(secret); err != nil {
+func (g *Store) Versions(ctx context.Context, secret string) ([]secrets.VersionInfo, error) {
+	if err := secrets.ValidateName(secret); err != nil {
 		return nil, err
 	}
 	ctx, cancel := g.callCtx(ctx)
@@ -195,7 +202,7 @@ func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error
 	})
 	type numbered struct {
 		n    int64
-		info VersionInfo
+		info secrets.VersionInfo
 	}
 	var found []numbered
 	for {
@@ -206,12 +213,12 @@ func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error
 		if err != nil {
 			return nil, mapGCPErr("list versions of "+parent, err, nil)
 		}
-		var state VersionState
+		var state secrets.VersionState
 		switch v.GetState() {
 		case secretmanagerpb.SecretVersion_ENABLED:
-			state = StateEnabled
+			state = secrets.StateEnabled
 		case secretmanagerpb.SecretVersion_DISABLED:
-			state = StateDisabled
+			state = secrets.StateDisabled
 		default:
 			continue // destroyed: a fake or an old server may ignore the filter
 		}
@@ -225,49 +232,40 @@ func (g *GCP) Versions(ctx context.Context, secret string) ([]VersionInfo, error
 		if err != nil {
 			continue
 		}
-		info := VersionInfo{ID: id, State: state}
+		info := secrets.VersionInfo{ID: id, State: state}
 		if ct := v.GetCreateTime(); ct != nil {
 			info.Created = ct.AsTime()
 		}
 		found = append(found, numbered{n, info})
 	}
 	slices.SortFunc(found, func(a, b numbered) int { return cmp.Compare(b.n, a.n) })
-	out := make([]VersionInfo, len(found))
+	out := make([]secrets.VersionInfo, len(found))
 	for i, f := range found {
 		out[i] = f.info
 	}
 	return out, nil
 }
 
-// Destroy destroys one version; destroying it again is ErrVersionUnavailable.
-func (g *GCP) Destroy(ctx context.Context, secret, id string) error {
-	if err := checkSecretName(secret); err != nil {
+// Destroy destroys one version; destroying it again is secrets.ErrVersionUnavailable.
+func (g *Store) Destroy(ctx context.Context, secret, id string) error {
+	if err := secrets.ValidateName(secret); err != nil {
 		return err
 	}
-	if _, err := parseVersionID(secret, id); err != nil {
+	if _, err := secrets.ParseVersionID(secret, id); err != nil {
 		return err
 	}
 	ctx, cancel := g.callCtx(ctx)
 	defer cancel()
 	name := g.versionName(secret, id)
 	if _, err := g.client.DestroySecretVersion(ctx, &secretmanagerpb.DestroySecretVersionRequest{Name: name}); err != nil {
-		return mapGCPErr("destroy "+name, err, ErrVersionUnavailable)
+		return mapGCPErr("destroy "+name, err, secrets.ErrVersionUnavailable)
 	}
 	return nil
 }
 
-// DefaultLeaseSkew is how far apart two clients' clocks may be before the
-// lease stops protecting them from each other (see TryLease).
-const DefaultLeaseSkew = 30 * time.Second
-
-// MaxLeaseTTL caps the time to live a lease annotation may claim: a value
-// written with a longer one (a misconfigured or hostile client) is judged
-// as if it said MaxLeaseTTL.
-const MaxLeaseTTL = 15 * time.Minute
-
 // TryLease writes the lease annotation, "holder|expiry|ttl", with the etag
 // just read, so of two writers racing for it exactly one wins; the other
-// sees ErrLeaseHeld. The same holder may take it again, which extends it.
+// sees secrets.ErrLeaseHeld. The same holder may take it again, which extends it.
 //
 // Another holder's lease is judged on this client's clock alone, never by
 // comparing it with the writer's: it is over once this client has seen the
@@ -279,8 +277,8 @@ const MaxLeaseTTL = 15 * time.Minute
 // fast (a laptop an hour ahead): it is rewritten, same holder, to this
 // client's now plus ttl, so a crashed holder with a fast clock blocks
 // others for about one ttl, not for as long as its clock is wrong.
-func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Duration) (Lease, error) {
-	if err := checkLeaseArgs(secret, holder, ttl); err != nil {
+func (g *Store) TryLease(ctx context.Context, secret, holder string, ttl time.Duration) (secrets.Lease, error) {
+	if err := secrets.ValidateLeaseArgs(secret, holder, ttl); err != nil {
 		return nil, err
 	}
 	ctx, cancel := g.callCtx(ctx)
@@ -291,7 +289,7 @@ func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Dura
 		return nil, mapGCPErr("read lease on "+name, err, nil)
 	}
 	lease, err := g.takeLease(ctx, secret, holder, ttl, s)
-	if err != nil && errors.Is(err, ErrLeaseHeld) {
+	if err != nil && errors.Is(err, secrets.ErrLeaseHeld) {
 		// Secret metadata reads are eventually consistent: if our own last
 		// write is newer than what the read showed, its etag is the current
 		// one. Judge and try again on it (the etag decides).
@@ -306,21 +304,21 @@ func (g *GCP) TryLease(ctx context.Context, secret, holder string, ttl time.Dura
 
 // takeLease judges the lease annotation of s (as read) and, if it is free
 // or ours, writes ours with s's etag.
-func (g *GCP) takeLease(ctx context.Context, secret, holder string, ttl time.Duration, s *secretmanagerpb.Secret) (Lease, error) {
+func (g *Store) takeLease(ctx context.Context, secret, holder string, ttl time.Duration, s *secretmanagerpb.Secret) (secrets.Lease, error) {
 	name := g.secretName(secret)
 	now := g.now()
 	value := s.GetAnnotations()[LeaseAnnotation]
-	if l, ok := parseLeaseValue(value); ok && l.holder != holder {
-		over, fixed := judgeLease(l, g.sighting(secret, value, now), now, ttl, g.leaseSkew())
+	if l, ok := parseLease(value); ok && l.Holder != holder {
+		over, fixed := secrets.JudgeLease(l, g.sighting(secret, value, now), now, ttl, g.leaseSkew())
 		if fixed != nil {
-			if _, err := g.writeLease(ctx, s, fixed.String()); err == nil {
-				g.sighting(secret, fixed.String(), now)
+			if _, err := g.writeLease(ctx, s, formatLease(*fixed)); err == nil {
+				g.sighting(secret, formatLease(*fixed), now)
 			}
 			return nil, fmt.Errorf("lease on %s held by %s (its expiry, %s, was ahead of this clock by more than the allowance: judged as until %s): %w",
-				name, l.holder, l.expiry.Format(time.RFC3339), fixed.expiry.Format(time.RFC3339), ErrLeaseHeld)
+				name, l.Holder, l.Expiry.Format(time.RFC3339), fixed.Expiry.Format(time.RFC3339), secrets.ErrLeaseHeld)
 		}
 		if !over {
-			return nil, fmt.Errorf("lease on %s held by %s (expiry %s as written): %w", name, l.holder, l.expiry.Format(time.RFC3339), ErrLeaseHeld)
+			return nil, fmt.Errorf("lease on %s held by %s (expiry %s as written): %w", name, l.Holder, l.Expiry.Format(time.RFC3339), secrets.ErrLeaseHeld)
 		}
 	}
 	lease := &gcpLease{g: g, secret: secret, holder: holder, ttl: ttl}
@@ -333,22 +331,22 @@ func (g *GCP) takeLease(ctx context.Context, secret, holder string, ttl time.Dur
 }
 
 // lastWritten is the secret as our last lease write left it (nil if none).
-func (g *GCP) lastWritten(secret string) *secretmanagerpb.Secret {
+func (g *Store) lastWritten(secret string) *secretmanagerpb.Secret {
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
 	return g.written[secret]
 }
 
-func (g *GCP) leaseSkew() time.Duration {
+func (g *Store) leaseSkew() time.Duration {
 	if g.LeaseSkew > 0 {
 		return g.LeaseSkew
 	}
-	return DefaultLeaseSkew
+	return secrets.DefaultLeaseSkew
 }
 
 // sighting returns when this client first saw value as the secret's lease
 // annotation (now, if it never did before or saw another value since).
-func (g *GCP) sighting(secret, value string, now time.Time) time.Time {
+func (g *Store) sighting(secret, value string, now time.Time) time.Time {
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
 	if g.seen == nil {
@@ -369,7 +367,7 @@ type leaseSighting struct {
 // writeLease sets (or, with value "", removes) the lease annotation, keeping
 // the other annotations, guarded by the etag s was read with. It returns the
 // secret as written (its new etag).
-func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value string) (*secretmanagerpb.Secret, error) {
+func (g *Store) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value string) (*secretmanagerpb.Secret, error) {
 	ann := maps.Clone(s.GetAnnotations())
 	if ann == nil {
 		ann = map[string]string{}
@@ -393,13 +391,13 @@ func (g *GCP) writeLease(ctx context.Context, s *secretmanagerpb.Secret, value s
 		return updated, nil
 	}
 	if c := status.Code(err); c == codes.FailedPrecondition || c == codes.Aborted {
-		return nil, fmt.Errorf("lease on %s: changed since read (etag): %w", s.GetName(), &gcpError{kind: ErrLeaseHeld, cause: err})
+		return nil, fmt.Errorf("lease on %s: changed since read (etag): %w", s.GetName(), &gcpError{kind: secrets.ErrLeaseHeld, cause: err})
 	}
 	return nil, mapGCPErr("write lease on "+s.GetName(), err, nil)
 }
 
 type gcpLease struct {
-	g      *GCP
+	g      *Store
 	secret string
 	holder string
 	ttl    time.Duration
@@ -409,7 +407,7 @@ type gcpLease struct {
 }
 
 func (l *gcpLease) value(now time.Time) string {
-	return leaseValue{holder: l.holder, expiry: now.Add(l.ttl), ttl: l.ttl}.String()
+	return formatLease(secrets.LeaseClaim{Holder: l.holder, Expiry: now.Add(l.ttl), TTL: l.ttl})
 }
 
 // Renew rewrites the annotation with a new expiry, guarded by the etag of
@@ -417,7 +415,7 @@ func (l *gcpLease) value(now time.Time) string {
 // metadata are eventually consistent. If the etag moved (another annotation
 // changed, or someone took the lease) the secret is read again, and the
 // lease renewed only if it still names this holder; otherwise, or if the
-// etag keeps moving, it is ErrLeaseLost.
+// etag keeps moving, it is secrets.ErrLeaseLost.
 func (l *gcpLease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -425,24 +423,37 @@ func (l *gcpLease) Renew(ctx context.Context) error {
 	defer cancel()
 	name := l.g.secretName(l.secret)
 	s := l.last
-	for attempt := 0; ; attempt++ {
+	var (
+		attempts int
+		settled  bool // the last try ended it: renewed, taken over, or a failure other than the etag moving
+	)
+	err := retry.Do(ctx, etagRetries(2), func(ctx context.Context) error {
+		attempts++
+		if attempts > 1 {
+			var err error
+			if s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
+				settled = true
+				return mapGCPErr("renew lease on "+name, err, nil)
+			}
+			if cur, ok := parseLease(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.Holder != l.holder {
+				settled = true
+				return fmt.Errorf("renew lease on %s: taken over: %w", name, secrets.ErrLeaseLost)
+			}
+		}
 		updated, err := l.g.writeLease(ctx, s, l.value(l.g.now()))
 		if err == nil {
 			l.last = updated
-			return nil
 		}
-		if !errors.Is(err, ErrLeaseHeld) {
-			return err
-		}
-		if attempt == 2 {
-			return fmt.Errorf("renew lease on %s: the secret keeps changing: %w", name, ErrLeaseLost)
-		}
-		if s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name}); err != nil {
-			return mapGCPErr("renew lease on "+name, err, nil)
-		}
-		if cur, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.holder != l.holder {
-			return fmt.Errorf("renew lease on %s: taken over: %w", name, ErrLeaseLost)
-		}
+		settled = !errors.Is(err, secrets.ErrLeaseHeld)
+		return retryIfEtagMoved(err)
+	})
+	switch {
+	case settled:
+		return err
+	case errors.Is(err, secrets.ErrLeaseHeld):
+		return fmt.Errorf("renew lease on %s: the secret keeps changing: %w", name, secrets.ErrLeaseLost)
+	default: // ctx ended between two tries: what the next call would have said
+		return mapGCPErr("renew lease on "+name, err, nil)
 	}
 }
 
@@ -458,86 +469,81 @@ func (l *gcpLease) Release(ctx context.Context) error {
 	last := l.last
 	l.mu.Unlock()
 	if last != nil {
-		if _, err := l.g.writeLease(ctx, last, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
+		if _, err := l.g.writeLease(ctx, last, ""); err == nil || !errors.Is(err, secrets.ErrLeaseHeld) {
 			return err
 		}
 	}
-	var err error
-	for range 3 {
-		var s *secretmanagerpb.Secret
-		s, err = l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
+	settled := false // the last try ended it: released, not ours, or a failure other than the etag moving
+	err := retry.Do(ctx, etagRetries(2), func(ctx context.Context) error {
+		s, err := l.g.client.GetSecret(ctx, &secretmanagerpb.GetSecretRequest{Name: name})
 		if err != nil {
+			settled = true
 			return mapGCPErr("release lease on "+name, err, nil)
 		}
-		if cur, ok := parseLeaseValue(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.holder != l.holder {
+		if cur, ok := parseLease(s.GetAnnotations()[LeaseAnnotation]); !ok || cur.Holder != l.holder {
+			settled = true
 			return nil // expired and taken over, or already released
 		}
-		if _, err = l.g.writeLease(ctx, s, ""); err == nil || !errors.Is(err, ErrLeaseHeld) {
-			return err
-		}
-	}
-	return fmt.Errorf("release lease on %s: %w", name, err)
-}
-
-// judgeLease judges another holder's lease l on the observer's clock alone
-// (now), first seen unchanged at firstSeen: over once watched unchanged for
-// its ttl plus skew, or once its written expiry is more than its ttl plus
-// skew past; an expiry further ahead than that came from a fast clock, and
-// fixed is the value to write back (same holder, the observer's now + ttl),
-// the lease judged held meanwhile. fallbackTTL is for values that carry no
-// ttl; a ttl above MaxLeaseTTL counts as MaxLeaseTTL.
-func judgeLease(l leaseValue, firstSeen, now time.Time, fallbackTTL, skew time.Duration) (over bool, fixed *leaseValue) {
-	ttl := l.ttl
-	if ttl <= 0 {
-		ttl = fallbackTTL // written by an older version of this code
-	}
-	ttl = min(ttl, MaxLeaseTTL)
+		_, err = l.g.writeLease(ctx, s, "")
+		settled = !errors.Is(err, secrets.ErrLeaseHeld)
+		return retryIfEtagMoved(err)
+	})
 	switch {
-	case l.expiry.After(now.Add(ttl + skew)):
-		return false, &leaseValue{holder: l.holder, expiry: now.Add(ttl), ttl: ttl}
-	case now.Sub(firstSeen) >= ttl+skew, now.After(l.expiry.Add(ttl + skew)):
-		return true, nil // its holder stopped renewing, or it ended long ago
-	default:
-		return false, nil
+	case settled:
+		return err
+	case errors.Is(err, secrets.ErrLeaseHeld):
+		return fmt.Errorf("release lease on %s: %w", name, err)
+	default: // ctx ended between two tries: what the next call would have said
+		return mapGCPErr("release lease on "+name, err, nil)
 	}
 }
 
-// leaseValue is the annotation's content.
-type leaseValue struct {
-	holder string
-	expiry time.Time
-	ttl    time.Duration // 0 when written by an older version ("holder|expiry")
+// etagRetries is the policy for a write that lost an etag race: read
+// again and retry at once, since the etag, not time, decides; at most
+// retries more writes.
+func etagRetries(retries uint64) retry.Backoff {
+	return retry.WithMaxRetries(retries, retry.BackoffFunc(func() (time.Duration, bool) { return 0, false }))
 }
 
-func (v leaseValue) String() string {
-	return v.holder + "|" + v.expiry.UTC().Format(time.RFC3339Nano) + "|" + v.ttl.String()
+// retryIfEtagMoved marks a lease write that lost to a concurrent change of
+// the secret (secrets.ErrLeaseHeld from writeLease) for another try.
+func retryIfEtagMoved(err error) error {
+	if errors.Is(err, secrets.ErrLeaseHeld) {
+		return retry.RetryableError(err)
+	}
+	return err
 }
 
-// parseLeaseValue reads "holder|expiry|ttl" or the older "holder|expiry". A
+// formatLease writes a claim as the annotation's content, "holder|expiry|ttl".
+func formatLease(c secrets.LeaseClaim) string {
+	return c.Holder + "|" + c.Expiry.UTC().Format(time.RFC3339Nano) + "|" + c.TTL.String()
+}
+
+// parseLease reads "holder|expiry|ttl" or the older "holder|expiry". A
 // value that does not parse is treated as no lease, so a damaged annotation
 // cannot lock the secret forever.
-func parseLeaseValue(v string) (leaseValue, bool) {
-	var out leaseValue
+func parseLease(v string) (secrets.LeaseClaim, bool) {
+	var out secrets.LeaseClaim
 	if i := strings.LastIndexByte(v, '|'); i > 0 {
 		if d, err := time.ParseDuration(v[i+1:]); err == nil && d > 0 {
-			out.ttl = d
+			out.TTL = d
 			v = v[:i]
 		}
 	}
 	i := strings.LastIndexByte(v, '|')
 	if i <= 0 {
-		return leaseValue{}, false
+		return secrets.LeaseClaim{}, false
 	}
 	t, err := time.Parse(time.RFC3339Nano, v[i+1:])
 	if err != nil {
-		return leaseValue{}, false
+		return secrets.LeaseClaim{}, false
 	}
-	out.holder, out.expiry = v[:i], t
+	out.Holder, out.Expiry = v[:i], t
 	return out, true
 }
 
 // gcpError carries both the package's error kind and the original gRPC error,
-// so errors.Is(err, ErrNotFound) and status.Code(err) both work and the
+// so errors.Is(err, secrets.ErrNotFound) and status.Code(err) both work and the
 // status text stays in the message.
 type gcpError struct {
 	kind  error
@@ -556,21 +562,21 @@ func mapGCPErr(op string, err error, onPrecondition error) error {
 	if st, ok := status.FromError(err); ok {
 		switch st.Code() {
 		case codes.NotFound:
-			kind = ErrNotFound
+			kind = secrets.ErrNotFound
 		case codes.FailedPrecondition:
 			kind = onPrecondition
 		case codes.PermissionDenied, codes.Unauthenticated:
-			kind = ErrPermissionDenied
+			kind = secrets.ErrPermissionDenied
 		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted,
 			codes.Internal, codes.Aborted, codes.Unknown:
-			kind = ErrUnavailable
+			kind = secrets.ErrUnavailable
 		case codes.DataLoss:
-			kind = ErrCorrupt
+			kind = secrets.ErrCorrupt
 		}
 	} else if errors.Is(err, context.DeadlineExceeded) {
 		// The client's retry loop gives up with the bare context error when
 		// the deadline falls inside a backoff pause.
-		kind = ErrUnavailable
+		kind = secrets.ErrUnavailable
 	}
 	if kind == nil {
 		return fmt.Errorf("%s: %w", op, err)
