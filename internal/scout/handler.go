@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
 )
@@ -60,7 +61,7 @@ func (d HandlerDeps) tick(w http.ResponseWriter, r *http.Request) {
 	rep, err := d.Scout.Tick(ctx)
 	if err != nil && errors.Is(err, ErrNothingObserved) {
 		// 5xx only when nothing at all could be observed, so Scheduler retries.
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), time.Minute)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), time.Minute)
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, TickResponse{Status: "ok", Vehicles: rep.Vehicles})

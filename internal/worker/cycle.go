@@ -11,6 +11,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
@@ -71,11 +72,11 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !vinPattern.MatchString(req.VIN) {
-		server.WriteError(w, http.StatusBadRequest, server.CodeBadRequest, "vin: 17 characters of A-Z (no I, O, Q) and 0-9 required")
+		server.WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "vin: 17 characters of A-Z (no I, O, Q) and 0-9 required")
 		return
 	}
 	if h.Cycle == nil {
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, "charging cycle is not configured", retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, "charging cycle is not configured", retryAfter)
 		return
 	}
 	log := logging.FromContext(r.Context()).With(zap.String("vin", req.VIN))
@@ -116,34 +117,34 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 func cycleError(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, charging.ErrCycleBusy):
-		server.WriteRetryableError(w, http.StatusConflict, server.CodeBusy, err.Error(), 15*time.Second)
+		server.WriteRetryableError(w, http.StatusConflict, contract.CodeBusy, err.Error(), 15*time.Second)
 	// The signed path's faults a person must fix: 409 (not 5xx), so no
 	// caller retries them in a loop; the scout gives a pending trigger up
 	// after a few such answers.
 	case errors.Is(err, carcmd.ErrKeyNotPaired):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyNotPaired, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyNotPaired, err.Error())
 	case errors.Is(err, carcmd.ErrNoKey):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyMissing, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyMissing, err.Error())
 	case errors.Is(err, carcmd.ErrKeyInvalid):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyInvalid, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyInvalid, err.Error())
 	case errors.Is(err, carcmd.ErrKeyRejected):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyRejected, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyRejected, err.Error())
 	case errors.Is(err, carcmd.ErrSigningDisabled):
-		server.WriteError(w, http.StatusConflict, server.CodeSigningDisabled, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeSigningDisabled, err.Error())
 	case errors.Is(err, fleet.ErrPrecondition):
-		server.WriteError(w, http.StatusConflict, server.CodeAppUnregistered, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeAppUnregistered, err.Error())
 	case errors.Is(err, carcmd.ErrSessionRejected):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeSessionRejected, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeSessionRejected, err.Error(), retryAfter)
 	case errors.Is(err, carcmd.ErrCarBusy):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeCarBusy, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeCarBusy, err.Error(), retryAfter)
 	case errors.Is(err, fleet.ErrWrongRegion), errors.Is(err, fleet.ErrForbidden), errors.Is(err, fleet.ErrSigningRequired):
 		// Configuration problems: retrying will not help.
-		server.WriteError(w, http.StatusBadGateway, server.CodeUpstreamUnavailable, err.Error())
+		server.WriteError(w, http.StatusBadGateway, contract.CodeUpstreamUnavailable, err.Error())
 	case errors.Is(err, charging.ErrVehicleRead), errors.Is(err, charging.ErrCommand), errors.Is(err, fleet.ErrUpstream),
 		errors.Is(err, fleet.ErrRateLimited), errors.Is(err, charging.ErrAsleep):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, charging.ErrPlanStore):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, err.Error(), retryAfter)
 	default:
 		return false
 	}

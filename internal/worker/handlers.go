@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -199,23 +200,23 @@ func writeDomainError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, tokens.ErrReauthRequired):
 		log.Error("tokens need a new login", zap.Error(err))
 		// Not 5xx: retrying cannot help; a person must run the login.
-		server.WriteError(w, http.StatusConflict, server.CodeReauthRequired,
+		server.WriteError(w, http.StatusConflict, contract.CodeReauthRequired,
 			"Tesla no longer accepts any stored refresh token; run `fleetctl login` to log in again")
 	case errors.Is(err, tokens.ErrStoreUnavailable):
 		log.Warn("token store unavailable", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, tokens.ErrUpstreamUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		log.Warn("upstream unavailable", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, tokens.ErrMisconfigured):
 		log.Error("misconfigured", zap.Error(err))
-		server.WriteError(w, http.StatusInternalServerError, server.CodeInternal, err.Error())
+		server.WriteError(w, http.StatusInternalServerError, contract.CodeInternal, err.Error())
 	default:
 		if werr := cycleError(w, err); werr {
 			return
 		}
 		log.Error("request failed", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusInternalServerError, server.CodeInternal, "internal error", retryAfter)
+		server.WriteRetryableError(w, http.StatusInternalServerError, contract.CodeInternal, "internal error", retryAfter)
 	}
 }
 
