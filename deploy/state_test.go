@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/state"
@@ -208,9 +209,9 @@ func (noRejecter) Rejected(context.Context) error { return nil }
 
 type okWorker struct{ calls int }
 
-func (w *okWorker) RunCycle(context.Context, scout.CycleRequest) (scout.CycleAnswer, error) {
+func (w *okWorker) RunCycle(context.Context, contract.CycleRequest) (contract.CycleResponse, error) {
 	w.calls++
-	return scout.CycleAnswer{Status: "ok"}, nil
+	return contract.CycleResponse{Status: "ok"}, nil
 }
 
 // The scout and the worker each write only their own prefixes of the state

@@ -10,14 +10,13 @@ import (
 
 // Observation is what one tick learned about a car that was online.
 type Observation struct {
-	State         string  `json:"state"`
-	AtHome        bool    `json:"at_home"`
-	Ready         bool    `json:"ready"`
-	HasLocation   bool    `json:"has_location"`
-	DistanceM     float64 `json:"distance_m,omitempty"`
-	BatteryLevel  int     `json:"battery_level"`
-	ChargingState string  `json:"charging_state,omitempty"`
-	Cable         string  `json:"conn_charge_cable,omitempty"`
+	State         string
+	AtHome        bool
+	Ready         bool
+	HasLocation   bool
+	DistanceM     float64
+	BatteryLevel  int
+	ChargingState string
 }
 
 // Home is the place and radius that count as home; its Contains is the
@@ -39,7 +38,6 @@ func Classify(d fleet.VehicleData, home Home) Observation {
 	if d.Charge != nil {
 		obs.BatteryLevel = d.Charge.BatteryLevel
 		obs.ChargingState = d.Charge.ChargingState
-		obs.Cable = d.Charge.ConnChargeCable
 		switch strings.ToLower(d.Charge.ChargingState) {
 		case "charging", "complete":
 			obs.Ready = true

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/state"
 )
@@ -27,7 +28,7 @@ type Fleet interface {
 
 // CycleTrigger asks the worker to run the charging cycle.
 type CycleTrigger interface {
-	RunCycle(ctx context.Context, req CycleRequest) (CycleAnswer, error)
+	RunCycle(ctx context.Context, req contract.CycleRequest) (contract.CycleResponse, error)
 }
 
 // TokenRejecter is told when the Fleet API rejected the access token.
@@ -285,7 +286,8 @@ func (s *Scout) tickVehicle(ctx context.Context, car carRef) VehicleReport {
 func (s *Scout) trigger(ctx context.Context, rep VehicleReport, obs Observation, log *zap.Logger) VehicleReport {
 	log.Info("triggering the charging cycle", zap.String("reason", rep.Reason),
 		zap.Bool("at_home", obs.AtHome), zap.Bool("ready", obs.Ready), zap.Int("battery_level", obs.BatteryLevel))
-	ans, err := s.worker.RunCycle(ctx, CycleRequest{VIN: rep.VIN, Reason: rep.Reason, Observed: obs})
+	// The worker reads the car itself: nothing of this tick's reading is sent.
+	ans, err := s.worker.RunCycle(ctx, contract.CycleRequest{VIN: rep.VIN, Reason: rep.Reason})
 	if err == nil && ans.Asleep {
 		err = errors.New("the car fell asleep before the cycle could read it")
 	}

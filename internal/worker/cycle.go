@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,57 +21,13 @@ type CycleRunner interface {
 	Run(ctx context.Context, vin string) (charging.Result, error)
 }
 
-// CycleRequest is POST /run-cycle's body, as the scout sends it.
-type CycleRequest struct {
-	VIN      string         `json:"vin"`
-	Reason   string         `json:"reason,omitempty"`
-	Observed map[string]any `json:"observed,omitempty"`
-}
-
-// CycleResponse answers POST /run-cycle.
-type CycleResponse struct {
-	Status   string        `json:"status"`
-	VIN      string        `json:"vin"`
-	Plan     []PlanWindow  `json:"plan"`
-	Commands CommandCounts `json:"commands"`
-	Woke     bool          `json:"woke"`
-	Changed  bool          `json:"changed"`
-	Asleep   bool          `json:"asleep"`
-	AtHome   bool          `json:"at_home"`
-	// LocationMissing: the car sent no position, so "at home" is unknown.
-	LocationMissing bool   `json:"location_missing,omitempty"`
-	Planner         string `json:"planner,omitempty"`
-	Shortfall       string `json:"shortfall,omitempty"`
-	Note            string `json:"note,omitempty"`
-}
-
-// NoteLocationMissing is the answer's note for a car that sent no position.
-const NoteLocationMissing = "car reported no position (the login lacks the vehicle_location scope?): nothing planned; run fleetctl login and approve every scope"
-
-// PlanWindow is one planned charging window.
-type PlanWindow struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-}
-
-// CommandCounts counts the schedule commands the car confirmed.
-type CommandCounts struct {
-	Added   int `json:"added"`
-	Removed int `json:"removed"`
-	// Path is how they travelled: signed, rest or proxy.
-	Path string `json:"path,omitempty"`
-}
-
-// vinPattern: 17 characters, no I, O or Q (ISO 3779).
-var vinPattern = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
-
 func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
-	var req CycleRequest
+	var req contract.CycleRequest
 	if !server.DecodeJSON(w, r, &req, false) {
 		return
 	}
-	if !vinPattern.MatchString(req.VIN) {
-		server.WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "vin: 17 characters of A-Z (no I, O, Q) and 0-9 required")
+	if !contract.ValidVIN(req.VIN) {
+		server.WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "vin: "+contract.VINRule+" required")
 		return
 	}
 	if h.Cycle == nil {
@@ -86,14 +41,14 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, r, err)
 		return
 	}
-	out := CycleResponse{
-		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
-		Commands: CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
+	out := contract.CycleResponse{
+		Status: contract.StatusOK, VIN: req.VIN, Plan: []contract.PlanWindow{},
+		Commands: contract.CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
 		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
 		LocationMissing: res.LocationMissing,
 	}
 	for _, win := range res.Plan {
-		out.Plan = append(out.Plan, PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
+		out.Plan = append(out.Plan, contract.PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
 	}
 	if res.Shortfall > 0 {
 		out.Shortfall = res.Shortfall.Round(time.Minute).String()
@@ -102,7 +57,7 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 	case res.Asleep:
 		out.Note = "car asleep: nothing changed; the scout triggers again when it wakes"
 	case res.LocationMissing:
-		out.Note = NoteLocationMissing
+		out.Note = contract.NoteLocationMissing
 		log.Warn("the car reported no position; nothing planned", zap.String("fix", "run fleetctl login and approve the vehicle_location scope"))
 	case !res.AtHome:
 		out.Note = "car not at home: home schedules left as they are"

@@ -131,32 +131,8 @@ func (h *handlers) commandsHealth() *CommandsHealth {
 	return out
 }
 
-// RefreshRequest is POST /refresh-tokens' optional body.
-type RefreshRequest struct {
-	Reason      string `json:"reason,omitempty"`
-	RequestedBy string `json:"requested_by,omitempty"`
-	Force       bool   `json:"force,omitempty"`
-	// RejectedVersion: the version whose access token the Fleet API refused
-	// the caller; refresh only if nothing newer is stored.
-	RejectedVersion string `json:"rejected_version,omitempty"`
-}
-
-// TokenActionResponse answers /refresh-tokens and /sync-tokens. Version is
-// the stored version the answer is about: readers read it by number
-// (Secret Manager's latest may still show the one before).
-type TokenActionResponse struct {
-	Status    string     `json:"status"`
-	Action    string     `json:"action"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	Version   string     `json:"version,omitempty"`
-	// Unrotated: Tesla answered without a new refresh token.
-	Unrotated bool `json:"unrotated,omitempty"`
-	// Legacy (sync only): absent, adopted, known or rejected.
-	Legacy string `json:"legacy,omitempty"`
-}
-
 func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
-	var req RefreshRequest
+	var req contract.RefreshRequest
 	if !server.DecodeJSON(w, r, &req, true) {
 		return
 	}
@@ -168,7 +144,7 @@ func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) syncTokens(w http.ResponseWriter, r *http.Request) {
-	var req RefreshRequest
+	var req contract.RefreshRequest
 	if !server.DecodeJSON(w, r, &req, true) {
 		return
 	}
@@ -183,8 +159,8 @@ func (h *handlers) answerTokens(w http.ResponseWriter, r *http.Request, res toke
 	}
 	logging.FromContext(r.Context()).Info("tokens ensured", zap.String("action", string(res.Action)),
 		zap.Time("expires_at", res.ExpiresAt), zap.String("version", res.Version))
-	server.WriteJSON(w, http.StatusOK, TokenActionResponse{
-		Status: "ok", Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
+	server.WriteJSON(w, http.StatusOK, contract.TokenActionResponse{
+		Status: contract.StatusOK, Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
 		Unrotated: res.Action != tokens.ActionNone && !res.Rotated, Legacy: string(res.Legacy),
 	})
 }
