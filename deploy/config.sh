@@ -42,7 +42,7 @@ DOMAIN_SECRET=tesla-domain
 # The state bucket's object-name prefixes each service uses, and the only
 # objects its account may touch (iam.sh, IAM conditions). They are the keys
 # in the code: the scout's per-car records vehicles/VIN.json and its
-# account-wide rate-limit scout/backoff.json (internal/scout/tick.go); the
+# account-wide rate-limit scout/backoff.json (internal/scout/store.go); the
 # worker's plans/VIN.json, leases/cycle-VIN.json, sessions/VIN.json and
 # command-paths/VIN.json (internal/worker/adapters.go). No object is
 # shared; a test runs both services' code against these prefixes.

@@ -12,7 +12,9 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -175,8 +177,8 @@ func pythonDay(ctx context.Context, commands int, standing []fleetsim.ChargeSche
 	}
 	token := pair.AccessToken
 	client := fleet.New(simURL, staticToken{&token}, fleet.WithClock(clk))
-	home := scout.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}
-	var prev *scout.Record
+	home := geo.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}
+	var prev *patrol.Record
 	accBefore, versionsAdded := accesses(mem), 0
 	before := sim.Counters()
 
@@ -233,9 +235,9 @@ func pythonDay(ctx context.Context, commands int, standing []fleetsim.ChargeSche
 				return dayCounts{}, err
 			}
 			loc.Charge = chg.Charge
-			obs := scout.Classify(loc, home)
-			dec := scout.Decide(prev, obs, now, 6*time.Hour)
-			if dec.Kind == scout.DecideTrigger {
+			obs := patrol.Classify(scout.ReadingFrom(loc), home)
+			dec := patrol.Decide(prev, obs, now, 6*time.Hour)
+			if dec.Kind == patrol.DecideTrigger {
 				// The worker's cycle: it reads the pair and the car's schedules.
 				if _, err := mem.Latest(ctx, "fleet-tokens"); err != nil {
 					return dayCounts{}, err
@@ -244,7 +246,7 @@ func pythonDay(ctx context.Context, commands int, standing []fleetsim.ChargeSche
 					return dayCounts{}, err
 				}
 			}
-			prev = &scout.Record{VIN: devstack.VIN, HasData: true, State: fleet.StateOnline, AtHome: obs.AtHome, Ready: obs.Ready}
+			prev = &patrol.Record{VIN: devstack.VIN, HasData: true, State: fleet.StateOnline, AtHome: obs.AtHome, Ready: obs.Ready}
 		}
 		clk.Advance(15 * time.Minute)
 		sim.Tick()

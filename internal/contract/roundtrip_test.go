@@ -16,6 +16,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 	"github.com/offpeak-charging/offpeak/internal/worker"
@@ -98,7 +99,7 @@ func TestRunCycleRoundTrip(t *testing.T) {
 	}}
 	wc := startWorker(t, &fakeTokens{}, cy)
 	const vin = "5YJ3E7EB0KF000001"
-	ans, err := wc.RunCycle(context.Background(), contract.CycleRequest{VIN: vin, Reason: scout.ReasonArrivedHomeReady})
+	ans, err := wc.RunCycle(context.Background(), contract.CycleRequest{VIN: vin, Reason: patrol.ReasonArrivedHomeReady})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestRunCycleRoundTrip(t *testing.T) {
 
 	// A scout of the previous release still sent its own reading: the
 	// worker takes the request (and ignores the reading).
-	old := contract.CycleRequest{VIN: vin, Reason: scout.ReasonFirstSeen, Observed: map[string]any{"at_home": false, "battery_level": 41}}
+	old := contract.CycleRequest{VIN: vin, Reason: patrol.ReasonFirstSeen, Observed: map[string]any{"at_home": false, "battery_level": 41}}
 	if _, err := wc.RunCycle(context.Background(), old); err != nil {
 		t.Errorf("a request with observed: %v", err)
 	}
@@ -134,12 +135,12 @@ func TestErrorsRoundTrip(t *testing.T) {
 		vin  string // "" : vin
 		want error  // the scout's kind
 	}{
-		{"key not paired", carcmd.ErrKeyNotPaired, "", scout.ErrNeedsOperator},
-		{"no key", carcmd.ErrNoKey, "", scout.ErrNeedsOperator},
-		{"key invalid", carcmd.ErrKeyInvalid, "", scout.ErrNeedsOperator},
-		{"key rejected", carcmd.ErrKeyRejected, "", scout.ErrNeedsOperator},
-		{"signing disabled", carcmd.ErrSigningDisabled, "", scout.ErrNeedsOperator},
-		{"app not registered", fmt.Errorf("%w: 412", fleet.ErrPrecondition), "", scout.ErrNeedsOperator},
+		{"key not paired", carcmd.ErrKeyNotPaired, "", patrol.ErrNeedsOperator},
+		{"no key", carcmd.ErrNoKey, "", patrol.ErrNeedsOperator},
+		{"key invalid", carcmd.ErrKeyInvalid, "", patrol.ErrNeedsOperator},
+		{"key rejected", carcmd.ErrKeyRejected, "", patrol.ErrNeedsOperator},
+		{"signing disabled", carcmd.ErrSigningDisabled, "", patrol.ErrNeedsOperator},
+		{"app not registered", fmt.Errorf("%w: 412", fleet.ErrPrecondition), "", patrol.ErrNeedsOperator},
 		{"new login needed", tokens.ErrReauthRequired, "", scout.ErrReauthRequired},
 		{"cycle busy", charging.ErrCycleBusy, "", scout.ErrWorkerUnavailable},
 		{"session rejected", carcmd.ErrSessionRejected, "", scout.ErrWorkerUnavailable},
@@ -158,11 +159,11 @@ func TestErrorsRoundTrip(t *testing.T) {
 			if tc.vin != "" {
 				v = tc.vin
 			}
-			_, err := wc.RunCycle(context.Background(), contract.CycleRequest{VIN: v, Reason: scout.ReasonFirstSeen})
+			_, err := wc.RunCycle(context.Background(), contract.CycleRequest{VIN: v, Reason: patrol.ReasonFirstSeen})
 			if !errors.Is(err, tc.want) {
 				t.Errorf("err = %v, want %v", err, tc.want)
 			}
-			for _, other := range []error{scout.ErrNeedsOperator, scout.ErrReauthRequired, scout.ErrWorkerUnavailable, scout.ErrWorkerRejected} {
+			for _, other := range []error{patrol.ErrNeedsOperator, scout.ErrReauthRequired, scout.ErrWorkerUnavailable, scout.ErrWorkerRejected} {
 				if other != tc.want && errors.Is(err, other) {
 					t.Errorf("err = %v is also %v", err, other)
 				}

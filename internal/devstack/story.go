@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
 // Work is where the simulated car spends the day (about 8 km from home).
@@ -136,14 +136,14 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 		default:
 			for _, v := range res.Body.Vehicles {
 				say("%s  scout: %s", stamp, describe(v))
-				if v.Action == scout.ActionTriggered {
+				if v.Action == patrol.ActionTriggered {
 					sum.Triggers[v.Reason]++
 					say("%s  worker: charging cycle ran%s → car now has %s", stamp, describeSigned(signedBefore, st.Sim.SignedRequests(VIN)),
 						describeSchedules(st.Sim.Schedules(VIN), o.Location))
 				} else if st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore {
 					sum.ScoutWakes++
 				}
-				if v.Action == scout.ActionPending && strings.Contains(v.Error, "key_not_paired") && st.Key != nil {
+				if v.Action == patrol.ActionPending && strings.Contains(v.Error, "key_not_paired") && st.Key != nil {
 					sum.KeyRefusals++
 					say("%s  🔑 the car does not know the worker's key yet; the owner opens https://tesla.com/_ak/<domain> in the Tesla app and approves", stamp)
 					if err := st.Sim.PairKey(VIN, st.Key.Public); err != nil {
@@ -186,7 +186,7 @@ func Play(ctx context.Context, st *Stack, out io.Writer, o PlayOptions) (Summary
 	return sum, nil
 }
 
-func describe(v scout.VehicleReport) string {
+func describe(v patrol.VehicleReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s is %s", v.VIN[len(v.VIN)-4:], v.State)
 	if v.BatteryLevel != nil {
@@ -201,13 +201,13 @@ func describe(v scout.VehicleReport) string {
 		fmt.Fprintf(&b, ", %s, %s, %d %%", where, plug, *v.BatteryLevel)
 	}
 	switch v.Action {
-	case scout.ActionTriggered:
+	case patrol.ActionTriggered:
 		fmt.Fprintf(&b, " → asked the worker to run the charging cycle (%s)", v.Reason)
-	case scout.ActionPending:
+	case patrol.ActionPending:
 		fmt.Fprintf(&b, " → trigger pending (%s): %s", v.Reason, v.Error)
-	case scout.ActionAsleep:
+	case patrol.ActionAsleep:
 		b.WriteString(" → left to sleep (no data call, no wake)")
-	case scout.ActionError:
+	case patrol.ActionError:
 		fmt.Fprintf(&b, " → error: %s", v.Error)
 	default:
 		b.WriteString(" → nothing to do")

@@ -13,20 +13,17 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
-// Errors of WorkerClient.
+// Errors of WorkerClient, besides patrol.ErrNeedsOperator for the answers
+// only a person can fix (contract.NeedsOperator).
 var (
 	// ErrWorkerUnavailable: the worker could not be reached or answered 5xx;
 	// a trigger stays pending and is retried.
 	ErrWorkerUnavailable = errors.New("worker unavailable")
 	// ErrWorkerRejected: the worker answered 4xx (bad request, auth).
 	ErrWorkerRejected = errors.New("worker rejected the request")
-	// ErrNeedsOperator: the worker says a person must act before a cycle can
-	// change the car (key not paired, no key, bad key, app not
-	// registered…); the message names the fix. Retried a few times, in case
-	// the owner just fixed it, never for hours.
-	ErrNeedsOperator = errors.New("worker reports a problem only the operator can fix")
 	// ErrReauthRequired: the worker says the Tesla chain needs a new login.
 	ErrReauthRequired = errors.New("worker reports that a new Tesla login is needed (run `fleetctl login`)")
 )
@@ -108,7 +105,7 @@ func answerError(path string, status int, raw []byte) error {
 	case e.Error.Code == contract.CodeReauthRequired:
 		return fmt.Errorf("%w: %s", ErrReauthRequired, msg)
 	case contract.NeedsOperator(e.Error.Code):
-		return fmt.Errorf("%w: %s", ErrNeedsOperator, msg)
+		return fmt.Errorf("%w: %s", patrol.ErrNeedsOperator, msg)
 	case status >= 500 || status == http.StatusConflict || status == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: %s", ErrWorkerUnavailable, msg)
 	default:
