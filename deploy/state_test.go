@@ -313,6 +313,9 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	if p, err := cmds.LoadPath(ctx, vin); err != nil || p != carcmd.PathSigned {
 		t.Errorf("load path: %q, %v", p, err)
 	}
+	if ok, err := (worker.PlannerQuota{Store: ws}).Take(ctx, "2026-03-02", 30); err != nil || !ok {
+		t.Errorf("planner quota: %v, %v", ok, err)
+	}
 	ws.check(t, "the worker")
 
 	// No object is used by both.
