@@ -42,11 +42,12 @@ DOMAIN_SECRET=tesla-domain
 # The state bucket's object-name prefixes each service uses, and the only
 # objects its account may touch (iam.sh, IAM conditions). They are the keys
 # in the code: the scout's per-car records vehicles/VIN.json and its
-# account-wide rate-limit scout/backoff.json (internal/scout/tick.go); the
-# worker's plans/VIN.json, leases/cycle-VIN.json, sessions/VIN.json and
-# command-paths/VIN.json (internal/worker/adapters.go), and the charge
-# needs needs/VIN.json and needs/index.json (internal/needs). No object is
-# shared; a test runs both services' code against these prefixes.
+# account-wide rate-limit scout/backoff.json (internal/scout/store.go); the
+# worker's plans/VIN.json, plans/planner-quota.json (internal/worker/quota.go),
+# leases/cycle-VIN.json, sessions/VIN.json and command-paths/VIN.json
+# (internal/worker/adapters.go), and the charge needs needs/VIN.json and
+# needs/index.json (internal/needs). No object is shared; a test runs both
+# services' code against these prefixes.
 SCOUT_STATE_PREFIXES="vehicles/ scout/"
 WORKER_STATE_PREFIXES="plans/ leases/cycle- sessions/ command-paths/ needs/"
 

@@ -16,9 +16,12 @@ import (
 	"time"
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/needs"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/worker"
 )
@@ -176,7 +179,7 @@ type stateFleet struct {
 	cars          []fleet.Vehicle
 	listLimited   bool
 	vehicleLimits bool
-	home          scout.Home
+	home          geo.Home
 }
 
 func rateLimited() error {
@@ -209,9 +212,9 @@ func (noRejecter) Rejected(context.Context) error { return nil }
 
 type okWorker struct{ calls int }
 
-func (w *okWorker) RunCycle(context.Context, scout.CycleRequest) (scout.CycleAnswer, error) {
+func (w *okWorker) RunCycle(context.Context, contract.CycleRequest) (contract.CycleResponse, error) {
 	w.calls++
-	return scout.CycleAnswer{Status: "ok"}, nil
+	return contract.CycleResponse{Status: "ok"}, nil
 }
 
 // The scout and the worker each write only their own prefixes of the state
@@ -258,12 +261,12 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	// The scout: a tick that records two cars and triggers the worker for
 	// one, a tick the account's rate limit stops (and the next one that
 	// honours it), and a car's own rate limit.
-	home := scout.Home{Lat: 52.2297, Lon: 21.0122, RadiusM: 100}
+	home := geo.Home{Lat: 52.2297, Lon: 21.0122, RadiusM: 100}
 	ss := newPrefixStore(scoutPrefixes)
 	f := &stateFleet{home: home, cars: []fleet.Vehicle{
 		{VIN: "5YJ3E7EB0KF000001", State: fleet.StateOnline}, {VIN: "5YJ3E7EB0KF000002", State: fleet.StateAsleep}}}
 	w := &okWorker{}
-	sc := scout.New(f, noRejecter{}, w, ss, clk, scout.Settings{Home: home}, nil)
+	sc := scout.New(f, noRejecter{}, w, ss, clk, patrol.Settings{Home: home}, nil)
 	if _, err := sc.Tick(ctx); err != nil {
 		t.Fatalf("scout tick: %v", err)
 	}
@@ -279,7 +282,7 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 		t.Error("the tick after a rate limit did not honour it")
 	}
 	f.vehicleLimits = true
-	one := scout.New(f, noRejecter{}, w, ss, clk, scout.Settings{Home: home, VINs: []string{"5YJ3E7EB0KF000003"}}, nil)
+	one := scout.New(f, noRejecter{}, w, ss, clk, patrol.Settings{Home: home, VINs: []string{"5YJ3E7EB0KF000003"}}, nil)
 	_, _ = one.Tick(ctx)
 	ss.check(t, "the scout")
 
@@ -326,6 +329,9 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	}
 	if _, err := book.Delete(ctx, n.ID); err != nil {
 		t.Errorf("delete a charge need: %v", err)
+	}
+	if ok, err := (worker.PlannerQuota{Store: ws}).Take(ctx, "2026-03-02", 30); err != nil || !ok {
+		t.Errorf("planner quota: %v, %v", ok, err)
 	}
 	ws.check(t, "the worker")
 

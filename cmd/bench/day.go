@@ -12,7 +12,9 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -145,119 +147,174 @@ func (s staticToken) AccessToken(context.Context) (string, error) { return *s.to
 // day, so it charges in the same hours and is awake in the same ticks (it
 // charges by itself: with none it would charge at the evening's plug-in).
 func pythonDay(ctx context.Context, commands int, standing []fleetsim.ChargeSchedule) (dayCounts, error) {
-	clk := clock.NewManual(devstack.StoryStart)
-	sim := fleetsim.New(fleetsim.Options{Clock: clk})
-	simURL, err := sim.Start("127.0.0.1:0")
+	r, err := startPythonReplay(ctx, standing)
 	if err != nil {
 		return dayCounts{}, err
 	}
-	defer sim.Close()
-	sim.AddCar(fleetsim.CarState{VIN: devstack.VIN, State: fleetsim.StateOnline, Latitude: devstack.Home.Lat, Longitude: devstack.Home.Lon,
-		BatteryLevel: 64, ChargingState: fleetsim.ChargingDisconnected, ConnChargeCable: fleetsim.CableUnplugged, ChargeLimitSOC: 80})
-	for _, s := range standing {
-		if err := sim.AddSchedule(devstack.VIN, s); err != nil {
-			return dayCounts{}, err
-		}
-	}
-	sim.RunScript(clk.Now(), devstack.WorkdaySteps(devstack.VIN))
-
-	mem := secrets.NewMemory(clk)
-	login := sim.Login()
-	pair := tokens.Pair{AccessToken: login.AccessToken, RefreshToken: login.RefreshToken, ExpiresAt: login.ExpiresAt}
-	for name, v := range map[string]string{"tesla-client-id": fleetsim.DefaultClientID, "tesla-client-secret": fleetsim.DefaultClientSecret,
-		"tesla-refresh-token": login.RefreshToken} {
-		if _, err := mem.Add(ctx, name, []byte(v)); err != nil {
-			return dayCounts{}, err
-		}
-	}
-	if err := addPair(ctx, mem, pair); err != nil {
-		return dayCounts{}, err
-	}
-	token := pair.AccessToken
-	client := fleet.New(simURL, staticToken{&token}, fleet.WithClock(clk))
-	home := scout.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}
-	var prev *scout.Record
-	accBefore, versionsAdded := accesses(mem), 0
-	before := sim.Counters()
-
+	defer r.sim.Close()
+	accBefore, before := accesses(r.mem), r.sim.Counters()
 	for i := 0; i < dayTicks; i++ {
-		now := clk.Now()
-		// A cold function reads the token pair.
-		v, err := mem.Latest(ctx, "fleet-tokens")
-		if err != nil {
+		if err := r.tick(ctx); err != nil {
 			return dayCounts{}, err
 		}
-		cur, err := tokens.ParsePair(v.Payload)
-		if err != nil {
-			return dayCounts{}, err
-		}
-		if cur.ExpiresAt.Sub(now) < 5*time.Minute {
-			// The scout asks the worker, which reads the pair and the client
-			// registration, refreshes, adds a version and keeps the newest 3;
-			// then the scout reads the pair again.
-			for _, name := range []string{"fleet-tokens", "tesla-client-id", "tesla-client-secret"} {
-				if _, err := mem.Latest(ctx, name); err != nil {
-					return dayCounts{}, err
-				}
-			}
-			next, err := pythonRefresh(ctx, simURL, cur.RefreshToken, now)
-			if err != nil {
-				return dayCounts{}, err
-			}
-			if err := addPair(ctx, mem, next); err != nil {
-				return dayCounts{}, err
-			}
-			versionsAdded++
-			if err := keepNewest(ctx, mem, "fleet-tokens", 3); err != nil {
-				return dayCounts{}, err
-			}
-			if _, err := mem.Latest(ctx, "fleet-tokens"); err != nil {
-				return dayCounts{}, err
-			}
-			cur = next
-		}
-		token = cur.AccessToken
-
-		list, err := client.Vehicles(ctx)
-		if err != nil {
-			return dayCounts{}, err
-		}
-		online := false
-		for _, car := range list {
-			online = online || (car.VIN == devstack.VIN && car.State == fleet.StateOnline)
-		}
-		if online {
-			loc, err1 := client.VehicleData(ctx, devstack.VIN, fleet.EndpointLocationData)
-			chg, err2 := client.VehicleData(ctx, devstack.VIN, fleet.EndpointChargeState)
-			if err := errors.Join(err1, err2); err != nil && !errors.Is(err, fleet.ErrAsleep) {
-				return dayCounts{}, err
-			}
-			loc.Charge = chg.Charge
-			obs := scout.Classify(loc, home)
-			dec := scout.Decide(prev, obs, now, 6*time.Hour)
-			if dec.Kind == scout.DecideTrigger {
-				// The worker's cycle: it reads the pair and the car's schedules.
-				if _, err := mem.Latest(ctx, "fleet-tokens"); err != nil {
-					return dayCounts{}, err
-				}
-				if _, err := client.VehicleData(ctx, devstack.VIN, fleet.EndpointChargeScheduleData); err != nil && !errors.Is(err, fleet.ErrAsleep) {
-					return dayCounts{}, err
-				}
-			}
-			prev = &scout.Record{VIN: devstack.VIN, HasData: true, State: fleet.StateOnline, AtHome: obs.AtHome, Ready: obs.Ready}
-		}
-		clk.Advance(15 * time.Minute)
-		sim.Tick()
+		r.clk.Advance(15 * time.Minute)
+		r.sim.Tick()
 	}
-	after := sim.Counters()
+	after := r.sim.Counters()
 	return dayCounts{
 		fleetRequests: fleetTotal(after) - fleetTotal(before),
 		billedData:    dataTotal(after.Billed) - dataTotal(before.Billed),
 		commands:      commands,
-		accesses:      accesses(mem) - accBefore,
-		versionsAdded: versionsAdded,
-		activeAtEnd:   activeVersions(mem, "fleet-tokens", "tesla-client-id", "tesla-client-secret", "tesla-refresh-token"),
+		accesses:      accesses(r.mem) - accBefore,
+		versionsAdded: r.versionsAdded,
+		activeAtEnd:   activeVersions(r.mem, "fleet-tokens", "tesla-client-id", "tesla-client-secret", "tesla-refresh-token"),
 	}, nil
+}
+
+// pythonReplay is the Python system's side of the comparison: its own
+// simulator and secret store, the token its functions hold, and what its
+// scout remembered of the car.
+type pythonReplay struct {
+	clk           *clock.Manual
+	sim           *fleetsim.Sim
+	simURL        string
+	mem           *secrets.Memory
+	client        *fleet.Client
+	token         string
+	home          geo.Home
+	prev          *patrol.Record
+	versionsAdded int
+}
+
+// startPythonReplay starts the simulator with the scripted car (carrying
+// standing) and stores a fresh login the way the Python system kept it.
+func startPythonReplay(ctx context.Context, standing []fleetsim.ChargeSchedule) (*pythonReplay, error) {
+	clk := clock.NewManual(devstack.StoryStart)
+	sim := fleetsim.New(fleetsim.Options{Clock: clk})
+	simURL, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &pythonReplay{clk: clk, sim: sim, simURL: simURL, mem: secrets.NewMemory(clk),
+		home: geo.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}}
+	if err := r.setUp(ctx, standing); err != nil {
+		_ = sim.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *pythonReplay) setUp(ctx context.Context, standing []fleetsim.ChargeSchedule) error {
+	r.sim.AddCar(fleetsim.CarState{VIN: devstack.VIN, State: fleetsim.StateOnline, Latitude: devstack.Home.Lat, Longitude: devstack.Home.Lon,
+		BatteryLevel: 64, ChargingState: fleetsim.ChargingDisconnected, ConnChargeCable: fleetsim.CableUnplugged, ChargeLimitSOC: 80})
+	for _, s := range standing {
+		if err := r.sim.AddSchedule(devstack.VIN, s); err != nil {
+			return err
+		}
+	}
+	r.sim.RunScript(r.clk.Now(), devstack.WorkdaySteps(devstack.VIN))
+	login := r.sim.Login()
+	pair := tokens.Pair{AccessToken: login.AccessToken, RefreshToken: login.RefreshToken, ExpiresAt: login.ExpiresAt}
+	for name, v := range map[string]string{"tesla-client-id": fleetsim.DefaultClientID, "tesla-client-secret": fleetsim.DefaultClientSecret,
+		"tesla-refresh-token": login.RefreshToken} {
+		if _, err := r.mem.Add(ctx, name, []byte(v)); err != nil {
+			return err
+		}
+	}
+	if err := addPair(ctx, r.mem, pair); err != nil {
+		return err
+	}
+	r.token = pair.AccessToken
+	r.client = fleet.New(r.simURL, staticToken{&r.token}, fleet.WithClock(r.clk))
+	return nil
+}
+
+// tick is one scheduler tick of the Python system: a cold function reads
+// the token pair (and has it refreshed when under 5 minutes are left),
+// lists the cars, and reads the car when it is online.
+func (r *pythonReplay) tick(ctx context.Context) error {
+	now := r.clk.Now()
+	v, err := r.mem.Latest(ctx, "fleet-tokens")
+	if err != nil {
+		return err
+	}
+	cur, err := tokens.ParsePair(v.Payload)
+	if err != nil {
+		return err
+	}
+	if cur.ExpiresAt.Sub(now) < 5*time.Minute {
+		if cur, err = r.refresh(ctx, cur, now); err != nil {
+			return err
+		}
+	}
+	r.token = cur.AccessToken
+	online, err := r.online(ctx)
+	if err != nil || !online {
+		return err
+	}
+	return r.observe(ctx, now)
+}
+
+// refresh is the scout asking the worker, which reads the pair and the
+// client registration, refreshes, adds a version and keeps the newest 3;
+// then the scout reads the pair again.
+func (r *pythonReplay) refresh(ctx context.Context, cur tokens.Pair, now time.Time) (tokens.Pair, error) {
+	for _, name := range []string{"fleet-tokens", "tesla-client-id", "tesla-client-secret"} {
+		if _, err := r.mem.Latest(ctx, name); err != nil {
+			return tokens.Pair{}, err
+		}
+	}
+	next, err := pythonRefresh(ctx, r.simURL, cur.RefreshToken, now)
+	if err != nil {
+		return tokens.Pair{}, err
+	}
+	if err := addPair(ctx, r.mem, next); err != nil {
+		return tokens.Pair{}, err
+	}
+	r.versionsAdded++
+	if err := keepNewest(ctx, r.mem, "fleet-tokens", 3); err != nil {
+		return tokens.Pair{}, err
+	}
+	if _, err := r.mem.Latest(ctx, "fleet-tokens"); err != nil {
+		return tokens.Pair{}, err
+	}
+	return next, nil
+}
+
+// online lists the account's cars: is the scripted one online?
+func (r *pythonReplay) online(ctx context.Context) (bool, error) {
+	list, err := r.client.Vehicles(ctx)
+	if err != nil {
+		return false, err
+	}
+	online := false
+	for _, car := range list {
+		online = online || (car.VIN == devstack.VIN && car.State == fleet.StateOnline)
+	}
+	return online, nil
+}
+
+// observe reads the online car twice (location_data, then charge_state),
+// applies our rules to what it saw, and on a trigger replays the worker's
+// cycle: one read of the pair and one of the car's schedules.
+func (r *pythonReplay) observe(ctx context.Context, now time.Time) error {
+	loc, err1 := r.client.VehicleData(ctx, devstack.VIN, fleet.EndpointLocationData)
+	chg, err2 := r.client.VehicleData(ctx, devstack.VIN, fleet.EndpointChargeState)
+	if err := errors.Join(err1, err2); err != nil && !errors.Is(err, fleet.ErrAsleep) {
+		return err
+	}
+	loc.Charge = chg.Charge
+	obs := patrol.Classify(scout.ReadingFrom(loc), r.home)
+	if patrol.Decide(r.prev, obs, now, 6*time.Hour).Kind == patrol.DecideTrigger {
+		if _, err := r.mem.Latest(ctx, "fleet-tokens"); err != nil {
+			return err
+		}
+		if _, err := r.client.VehicleData(ctx, devstack.VIN, fleet.EndpointChargeScheduleData); err != nil && !errors.Is(err, fleet.ErrAsleep) {
+			return err
+		}
+	}
+	r.prev = &patrol.Record{VIN: devstack.VIN, HasData: true, State: fleet.StateOnline, AtHome: obs.AtHome, Ready: obs.Ready}
+	return nil
 }
 
 func addPair(ctx context.Context, m *secrets.Memory, p tokens.Pair) error {

@@ -58,7 +58,8 @@ type externalSlot struct {
 
 // QuotaCounter counts calls to the external planner per day. Take reports
 // whether one more call fits under limit on day (YYYY-MM-DD, local) and, if
-// so, counts it. Implement it over the state store to keep the count across
+// so, counts it; it must never let two callers take the last call. The
+// worker's PlannerQuota keeps the count in the state store, across
 // instances and cold starts; MemoryQuota counts in this process only.
 type QuotaCounter interface {
 	Take(ctx context.Context, day string, limit int) (bool, error)
@@ -95,7 +96,7 @@ type ExternalPlannerConfig struct {
 	Clock  clock.Clock
 	// DailyQuota is the number of calls allowed per local day (default 30).
 	DailyQuota int
-	Quota      QuotaCounter  // default: a MemoryQuota
+	Quota      QuotaCounter  // default: a MemoryQuota (this process only)
 	Timeout    time.Duration // per call (default 10 s)
 	HTTPClient *http.Client  // default: http.DefaultClient's transport with Timeout; never follows redirects
 	// ConsumptionKWhPer100km and DailyKm feed the planner's own forecast

@@ -43,7 +43,7 @@ func (r *needRig) newCycle(t *testing.T) *Cycle {
 	tr := mustTariff(t, g12, "", "")
 	c, err := NewCycle(r.car, NewBuiltinPlanner(tr), r.cycleRig.store, r.clock, CycleConfig{
 		Home: geo.Home{Lat: home.Lat, Lon: home.Lon}, Location: warsaw(t), Standing: tr,
-		Charge: ChargeSettings{TargetPercent: 80, BatteryKWh: 60, ChargerKW: 6, Efficiency: 1, ReadyBy: ClockTime{7, 0}},
+		Charge:         ChargeSettings{TargetPercent: 80, BatteryKWh: 60, ChargerKW: 6, Efficiency: 1, ReadyBy: ClockTime{7, 0}},
 		CommandSpacing: -1, Needs: r.newBook(t), NeedTariff: tr,
 	})
 	if err != nil {
@@ -92,7 +92,7 @@ func (r *needRig) limit() int {
 func TestNeedRaisesOnceAndRestoresOnce(t *testing.T) {
 	t.Parallel()
 	r := newNeedRig(t, "2026-01-13 18:00") // Tuesday
-	n := r.add(t, 90, "2026-01-17 08:00")   // Saturday morning
+	n := r.add(t, 90, "2026-01-17 08:00")  // Saturday morning
 
 	if res := r.run(t, r.cycle); res.Need.ID != "" || res.Need.LimitRaised || r.limit() != 80 {
 		t.Fatalf("Tuesday: %+v, limit %d: the need's horizon has not begun", res.Need, r.limit())

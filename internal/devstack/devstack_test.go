@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
 // TestScriptedDay is `make run` without the pauses: one day of ticks through
@@ -32,7 +32,7 @@ func TestScriptedDay(t *testing.T) {
 	// The first sight at 06:00 must put the standing schedules on the car
 	// and is refused for the unpaired key; the owner pairs it, the car
 	// falls asleep before the retry, and the unplug at 07:25 runs the cycle.
-	want := map[string]int{scout.ReasonFirstSeen: 0, scout.ReasonUnpluggedAtHome: 1, scout.ReasonArrivedHomeReady: 1}
+	want := map[string]int{patrol.ReasonFirstSeen: 0, patrol.ReasonUnpluggedAtHome: 1, patrol.ReasonArrivedHomeReady: 1}
 	for reason, n := range want {
 		if sum.Triggers[reason] != n {
 			t.Errorf("triggers %s = %d, want %d (all: %v)", reason, sum.Triggers[reason], n, sum.Triggers)

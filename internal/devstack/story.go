@@ -11,7 +11,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
 // Work is where the simulated car spends the day (about 8 km from home).
@@ -194,10 +194,10 @@ func (p *player) tick() error {
 
 // narrateVehicle tells one car's report, and plays the owner pairing the
 // key when the worker says it is not paired yet.
-func (p *player) narrateVehicle(stamp string, v scout.VehicleReport, wakesBefore int, signedBefore fleetsim.SignedCounters) error {
+func (p *player) narrateVehicle(stamp string, v patrol.VehicleReport, wakesBefore int, signedBefore fleetsim.SignedCounters) error {
 	p.say("%s  scout: %s", stamp, describe(v))
 	switch {
-	case v.Action == scout.ActionTriggered:
+	case v.Action == patrol.ActionTriggered:
 		p.sum.Triggers[v.Reason]++
 		list := p.st.Sim.Schedules(VIN)
 		p.planEnd = planEnd(list)
@@ -206,7 +206,7 @@ func (p *player) narrateVehicle(stamp string, v scout.VehicleReport, wakesBefore
 	case p.st.Sim.Counters().Fleet[VIN]["wake"] > wakesBefore:
 		p.sum.ScoutWakes++
 	}
-	if v.Action == scout.ActionPending && strings.Contains(v.Error, "key_not_paired") && p.st.Key != nil {
+	if v.Action == patrol.ActionPending && strings.Contains(v.Error, "key_not_paired") && p.st.Key != nil {
 		p.sum.KeyRefusals++
 		p.say("%s  🔑 the car does not know the worker's key yet; the owner opens https://tesla.com/_ak/<domain> in the Tesla app and approves", stamp)
 		return p.st.Sim.PairKey(VIN, p.st.Key.Public)
@@ -349,7 +349,7 @@ func planEnd(list []fleetsim.ChargeSchedule) string {
 	return fmt.Sprintf("%02d:%02d", end/60, end%60)
 }
 
-func describe(v scout.VehicleReport) string {
+func describe(v patrol.VehicleReport) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s is %s", v.VIN[len(v.VIN)-4:], v.State)
 	if v.BatteryLevel != nil {
@@ -364,13 +364,13 @@ func describe(v scout.VehicleReport) string {
 		fmt.Fprintf(&b, ", %s, %s, %d %%", where, plug, *v.BatteryLevel)
 	}
 	switch v.Action {
-	case scout.ActionTriggered:
+	case patrol.ActionTriggered:
 		fmt.Fprintf(&b, " → asked the worker to run the charging cycle (%s)", v.Reason)
-	case scout.ActionPending:
+	case patrol.ActionPending:
 		fmt.Fprintf(&b, " → trigger pending (%s): %s", v.Reason, v.Error)
-	case scout.ActionAsleep:
+	case patrol.ActionAsleep:
 		b.WriteString(" → left to sleep (no data call, no wake)")
-	case scout.ActionError:
+	case patrol.ActionError:
 		fmt.Fprintf(&b, " → error: %s", v.Error)
 	default:
 		b.WriteString(" → nothing to do")

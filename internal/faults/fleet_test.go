@@ -8,7 +8,7 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
 // fleetRig is a seeded rig after its first tick (the car's first sighting
@@ -18,7 +18,7 @@ func fleetRig(t *testing.T) *rig {
 	r := newRig(t, rigOptions{})
 	r.seed()
 	rep, err := r.tick()
-	if v, _ := vehicleReport(rep); err != nil || v.Reason != scout.ReasonFirstSeen {
+	if v, _ := vehicleReport(rep); err != nil || v.Reason != patrol.ReasonFirstSeen {
 		t.Fatalf("first tick: %+v %v", rep, err)
 	}
 	return r
@@ -26,7 +26,7 @@ func fleetRig(t *testing.T) *rig {
 
 // nextTick lets 15 minutes pass with the car kept awake (someone is in it),
 // then ticks.
-func (r *rig) nextTick() (scout.VehicleReport, error) {
+func (r *rig) nextTick() (patrol.VehicleReport, error) {
 	r.advance(15 * time.Minute)
 	r.setCar(func(*fleetsim.CarState) {})
 	rep, err := r.tick()
@@ -114,7 +114,7 @@ func TestFleet408IsAsleepAndNeverWoken(t *testing.T) {
 	cycles, _ := r.gate.Calls("/run-cycle")
 	r.sim.InjectFault(fleetsim.EndpointVehicleData, fleetsim.Fault{Status: 408, Body: `{"response":null,"error":"vehicle unavailable: vehicle is offline or asleep"}`})
 	v, err := r.nextTick()
-	if err != nil || v.Action != scout.ActionAsleep {
+	if err != nil || v.Action != patrol.ActionAsleep {
 		t.Fatalf("tick: %+v %v, want the car reported asleep", v, err)
 	}
 	if got := r.data() - data; got != 1 {
@@ -175,12 +175,12 @@ func TestFleet429HonoursRetryAfter(t *testing.T) {
 		t.Parallel()
 		r := fleetRig(t)
 		r.sim.InjectFault(fleetsim.EndpointVehicleData, fleetsim.Fault{Status: 429, RetryAfter: "7200"})
-		if v, _ := r.nextTick(); v.Action != scout.ActionError {
+		if v, _ := r.nextTick(); v.Action != patrol.ActionError {
 			t.Fatalf("rate-limited car: %+v", v)
 		}
 		data := r.data()
 		for i := 0; i < 7; i++ { // up to +120 min after the 429
-			if v, _ := r.nextTick(); v.Action != scout.ActionError {
+			if v, _ := r.nextTick(); v.Action != patrol.ActionError {
 				t.Errorf("tick %d inside Retry-After: %+v", i, v)
 			}
 		}
@@ -214,14 +214,14 @@ func TestFleet5xxDelaysTheArrivalByOneTick(t *testing.T) {
 			r.setCar(homePlugged)
 			billed := r.billed()
 			r.sim.InjectFault(tc.ep, fleetsim.Fault{Status: tc.status, Body: `{"response":null,"error":"internal error"}`})
-			if v, _ := r.nextTick(); v.Action == scout.ActionTriggered {
+			if v, _ := r.nextTick(); v.Action == patrol.ActionTriggered {
 				t.Fatalf("a failed tick triggered: %+v", v)
 			}
 			if got := r.billed() - billed; got != 0 {
 				t.Errorf("billed data calls during the 5xx tick = %d, want 0", got)
 			}
 			v, err := r.nextTick()
-			if err != nil || v.Action != scout.ActionTriggered || v.Reason != scout.ReasonArrivedHomeReady {
+			if err != nil || v.Action != patrol.ActionTriggered || v.Reason != patrol.ReasonArrivedHomeReady {
 				t.Fatalf("tick after the 5xx: %+v %v, want arrived_home_ready triggered", v, err)
 			}
 			if r.wakes() != 0 {
@@ -249,21 +249,21 @@ func TestPendingArrivalSurvivesTheCarSleepingPastTheTTL(t *testing.T) {
 	r.setCar(homePlugged)
 	r.gate.down.Store(true)
 	rep, _ := r.tick()
-	if v, _ := vehicleReport(rep); v.Action != scout.ActionPending || v.Reason != scout.ReasonArrivedHomeReady {
+	if v, _ := vehicleReport(rep); v.Action != patrol.ActionPending || v.Reason != patrol.ReasonArrivedHomeReady {
 		t.Fatalf("arrival with the worker unreachable: %+v", v)
 	}
 	r.gate.down.Store(false)
 	for i := 0; i < 36; i++ { // nine hours asleep
 		r.advance(15 * time.Minute)
 		rep, _ := r.tick()
-		if v, _ := vehicleReport(rep); v.Action != scout.ActionAsleep {
+		if v, _ := vehicleReport(rep); v.Action != patrol.ActionAsleep {
 			t.Fatalf("tick %d while the car sleeps: %+v", i, v)
 		}
 	}
 	cycles, _ := r.gate.Calls("/run-cycle")
 	r.setCar(func(c *fleetsim.CarState) { c.ChargingState = fleetsim.ChargingCharging }) // the car wakes to charge
 	for i := 0; i < 2; i++ {
-		if v, _ := r.nextTick(); v.Action == scout.ActionTriggered {
+		if v, _ := r.nextTick(); v.Action == patrol.ActionTriggered {
 			return
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -326,7 +327,7 @@ func (r *rig) restartScout() {
 
 // tick runs one scout tick in-process (the scout's own HTTP layer is a
 // decode and an encode; the worker stays behind real HTTP).
-func (r *rig) tick() (scout.Report, error) {
+func (r *rig) tick() (patrol.Report, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 	defer cancel()
 	return r.scout.Scout.Tick(ctx)
@@ -764,11 +765,11 @@ func hangUp(w http.ResponseWriter) {
 }
 
 // vehicleReport finds the car's line in a tick report.
-func vehicleReport(rep scout.Report) (scout.VehicleReport, bool) {
+func vehicleReport(rep patrol.Report) (patrol.VehicleReport, bool) {
 	for _, v := range rep.Vehicles {
 		if v.VIN == vin {
 			return v, true
 		}
 	}
-	return scout.VehicleReport{}, false
+	return patrol.VehicleReport{}, false
 }

@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
-	"github.com/offpeak-charging/offpeak/internal/server"
 )
 
 // Secret Manager cannot be read (Unavailable, or PermissionDenied after an
@@ -22,7 +22,7 @@ func TestSecretManagerUnreadable(t *testing.T) {
 			r.store.outage(err, r.clock.Now().Add(time.Hour))
 			for i := 0; i < 2; i++ {
 				a := r.refresh(w, false)
-				if a.status != 503 || a.code != server.CodeStoreUnavailable {
+				if a.status != 503 || a.code != contract.CodeStoreUnavailable {
 					t.Fatalf("refresh during the outage: %d %s, want 503 store_unavailable", a.status, a.body)
 				}
 			}
@@ -86,7 +86,7 @@ func TestStoreWriteFailsAfterRotation(t *testing.T) {
 			r, w := expiredRig(t, rigOptions{})
 			r.store.outage(tc.err, r.clock.Now().Add(30*time.Minute), secrets.OpAdd)
 			a := r.refresh(w, false)
-			if a.status != 503 || a.code != server.CodeStoreUnavailable {
+			if a.status != 503 || a.code != contract.CodeStoreUnavailable {
 				t.Fatalf("refresh with the write failing: %d %s, want 503 store_unavailable", a.status, a.body)
 			}
 			if r.sim.TokenExchanges(fleetsim.OutcomeRefreshOK) != 1 || r.versionCount() != 1 {

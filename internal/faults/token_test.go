@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
 
@@ -68,7 +68,7 @@ func TestTokenEndpointFailures(t *testing.T) {
 			r.sim.InjectFault(fleetsim.EndpointToken, tc.fault)
 
 			a := r.refresh(w, false)
-			if a.status != 503 || a.code != server.CodeUpstreamUnavailable {
+			if a.status != 503 || a.code != contract.CodeUpstreamUnavailable {
 				t.Fatalf("first refresh: %d %s, want 503 upstream_unavailable", a.status, a.body)
 			}
 			waitExchanges(t, r, 1)
@@ -112,7 +112,7 @@ func TestTokenEndpointLoginRequired(t *testing.T) {
 	r.sim.InjectFault(fleetsim.EndpointToken, fleetsim.Fault{Status: 401, Body: `{"error":"login_required","error_description":"injected"}`})
 
 	a := r.refresh(w, false)
-	if a.status != 409 || a.code != server.CodeReauthRequired {
+	if a.status != 409 || a.code != contract.CodeReauthRequired {
 		t.Fatalf("refresh: %d %s, want 409 reauth_required", a.status, a.body)
 	}
 	if got := w.app.Tokens.Status().State; got != tokens.StateReauthRequired {
@@ -142,7 +142,7 @@ func TestDeadChainIsReportedNotHammered(t *testing.T) {
 	r, w := expiredRig(t, rigOptions{})
 	r.sim.Login() // someone logged in elsewhere: our chain is cycled out
 	for i := 0; i < 3; i++ {
-		if a := r.refresh(w, false); a.status != 409 || a.code != server.CodeReauthRequired {
+		if a := r.refresh(w, false); a.status != 409 || a.code != contract.CodeReauthRequired {
 			t.Fatalf("refresh %d: %d %s", i, a.status, a.body)
 		}
 	}

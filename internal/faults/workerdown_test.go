@@ -8,7 +8,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
 // The worker is unreachable for hours while the scout keeps ticking (the
@@ -30,7 +30,7 @@ func TestWorkerDownWhileTheScoutTicks(t *testing.T) {
 	if err := st.SeedTokens(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tick := func(mod func(*fleetsim.CarState)) (devstack.TickResult, scout.VehicleReport) {
+	tick := func(mod func(*fleetsim.CarState)) (devstack.TickResult, patrol.VehicleReport) {
 		t.Helper()
 		st.Clock.Advance(15 * time.Minute)
 		if err := st.SetCar(devstack.VIN, func(c *fleetsim.CarState) { c.State = fleetsim.StateOnline; mod(c) }); err != nil {
@@ -43,9 +43,9 @@ func TestWorkerDownWhileTheScoutTicks(t *testing.T) {
 		for _, v := range res.Body.Vehicles {
 			return res, v
 		}
-		return res, scout.VehicleReport{}
+		return res, patrol.VehicleReport{}
 	}
-	if _, v := tick(away); v.Action != scout.ActionTriggered {
+	if _, v := tick(away); v.Action != patrol.ActionTriggered {
 		t.Fatalf("first sighting: %+v", v)
 	}
 
@@ -65,9 +65,9 @@ func TestWorkerDownWhileTheScoutTicks(t *testing.T) {
 		switch {
 		case res.Status != 200:
 			failed++ // the token expired and nobody can refresh it
-		case i < 16 && v.Action == scout.ActionNone:
+		case i < 16 && v.Action == patrol.ActionNone:
 			observed++
-		case i >= 16 && v.Action == scout.ActionPending:
+		case i >= 16 && v.Action == patrol.ActionPending:
 			pending++
 		default:
 			t.Fatalf("tick %d with the worker down: %d %+v", i, res.Status, v)
@@ -91,7 +91,7 @@ func TestWorkerDownWhileTheScoutTicks(t *testing.T) {
 
 	st.SetWorkerDown(false)
 	res, v := tick(homePlugged)
-	if res.Status != 200 || v.Action != scout.ActionTriggered || v.Reason != scout.ReasonArrivedHomeReady {
+	if res.Status != 200 || v.Action != patrol.ActionTriggered || v.Reason != patrol.ReasonArrivedHomeReady {
 		t.Fatalf("first tick with the worker back: %d %+v", res.Status, v)
 	}
 	if got := st.Sim.TokenExchanges(fleetsim.OutcomeRefreshOK); got != 1 {

@@ -16,7 +16,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
-	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 	"github.com/offpeak-charging/offpeak/internal/worker"
@@ -338,11 +338,11 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 			rep.ScoutWakes++
 			fail("%s: the car was woken in a tick without a cycle", now.Format(time.RFC3339))
 		}
-		served := v.Action == scout.ActionTriggered && v.AtHome && v.Ready
+		served := v.Action == patrol.ActionTriggered && v.AtHome && v.Ready
 		if v.BatteryLevel != nil && !(v.AtHome && v.Ready) {
 			seenNotReady = now
 		}
-		if v.Action == scout.ActionTriggered {
+		if v.Action == patrol.ActionTriggered {
 			rep.Cycles++
 		}
 

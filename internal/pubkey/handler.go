@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/server"
 )
 
@@ -68,12 +69,12 @@ func serveKey(w http.ResponseWriter, r *http.Request, keys KeySource) {
 	}
 	pub, err := keys.Current(r.Context())
 	if err != nil {
-		code, msg := server.CodeStoreUnavailable, "no public key to serve: the key store could not be read; try again later"
+		code, msg := contract.CodeStoreUnavailable, "no public key to serve: the key store could not be read; try again later"
 		switch {
 		case errors.Is(err, ErrNoKey):
-			code, msg = server.CodeKeyMissing, "no public key to serve yet: no command key is stored (fleetctl keygen stores one)"
+			code, msg = contract.CodeKeyMissing, "no public key to serve yet: no command key is stored (fleetctl keygen stores one)"
 		case errors.Is(err, ErrKeyInvalid):
-			code, msg = server.CodeKeyInvalid, "no public key to serve: the stored command key is not a PEM P-256 private key"
+			code, msg = contract.CodeKeyInvalid, "no public key to serve: the stored command key is not a PEM P-256 private key"
 		}
 		// The details (secret name, version, cause) are in the log; the
 		// answer says only what a caller can act on.

@@ -20,10 +20,10 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/pubkey"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
-	"github.com/offpeak-charging/offpeak/internal/server"
 )
 
 const secret = "tesla-private-key"
@@ -123,7 +123,7 @@ func headerText(h http.Header) string {
 // errorCode decodes the project's error shape.
 func errorCode(t *testing.T, a answer) string {
 	t.Helper()
-	var e server.ErrorBody
+	var e contract.ErrorBody
 	if err := json.Unmarshal([]byte(a.body), &e); err != nil || e.Status != "error" {
 		t.Fatalf("not the error shape (%v): %s", err, a.body)
 	}
@@ -233,7 +233,7 @@ func TestNothingElseAnswers(t *testing.T) {
 				t.Errorf("%s %s: %d, want 404 (and no redirect) %s", method, path, a.status, a.body)
 				continue
 			}
-			if method != http.MethodHead && errorCode(t, a) != server.CodeNotFound {
+			if method != http.MethodHead && errorCode(t, a) != contract.CodeNotFound {
 				t.Errorf("%s %s: %s", method, path, a.body)
 			}
 			if strings.Contains(a.body, "BEGIN") {
@@ -247,7 +247,7 @@ func TestNothingElseAnswers(t *testing.T) {
 			t.Errorf("%s: %d, want 405", method, a.status)
 			continue
 		}
-		if errorCode(t, a) != server.CodeMethodNotAllowed || a.header.Get("Allow") != "GET, HEAD" {
+		if errorCode(t, a) != contract.CodeMethodNotAllowed || a.header.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s: %s, Allow %q", method, a.body, a.header.Get("Allow"))
 		}
 		if strings.Contains(a.body, "BEGIN") {
@@ -266,7 +266,7 @@ func TestNoKeyYet(t *testing.T) {
 	reads := f.store.Calls(secrets.OpLatest)
 	for range 20 {
 		a := f.do(http.MethodGet, pubkey.Path, nil)
-		if a.status != http.StatusServiceUnavailable || errorCode(t, a) != server.CodeKeyMissing {
+		if a.status != http.StatusServiceUnavailable || errorCode(t, a) != contract.CodeKeyMissing {
 			t.Fatalf("no key: %d %s", a.status, a.body)
 		}
 		if a.header.Get("Retry-After") != "30" || a.header.Get("Cache-Control") != "no-store" {
@@ -308,7 +308,7 @@ func TestInvalidKey(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, payload)
 			a := f.do(http.MethodGet, pubkey.Path, nil)
-			if a.status != http.StatusServiceUnavailable || errorCode(t, a) != server.CodeKeyInvalid {
+			if a.status != http.StatusServiceUnavailable || errorCode(t, a) != contract.CodeKeyInvalid {
 				t.Fatalf("invalid key: %d %s", a.status, a.body)
 			}
 			if !strings.Contains(f.logs.String(), "not a PEM P-256 private key") {
@@ -361,7 +361,7 @@ func TestRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Advance(31 * time.Second)
-	if a := get(); a.status != http.StatusServiceUnavailable || errorCode(t, a) != server.CodeKeyMissing {
+	if a := get(); a.status != http.StatusServiceUnavailable || errorCode(t, a) != contract.CodeKeyMissing {
 		t.Errorf("latest version destroyed: %d %s", a.status, a.body)
 	}
 	f.assertNoKeyMaterial(append(secretParts(t, priv1), secretParts(t, priv2)...)...)
@@ -383,7 +383,7 @@ func TestStoreUnavailableAtStart(t *testing.T) {
 	srv := httptest.NewServer(pubkey.NewHandler(pubkey.Deps{Keys: keys}))
 	defer srv.Close()
 	f := &fixture{t: t, url: srv.URL, logs: &syncBuffer{}}
-	if a := f.do(http.MethodGet, pubkey.Path, nil); a.status != http.StatusServiceUnavailable || errorCode(t, a) != server.CodeStoreUnavailable {
+	if a := f.do(http.MethodGet, pubkey.Path, nil); a.status != http.StatusServiceUnavailable || errorCode(t, a) != contract.CodeStoreUnavailable {
 		t.Errorf("store unavailable, no key known: %d %s", a.status, a.body)
 	}
 	clk.Advance(31 * time.Second)

@@ -11,7 +11,9 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/backends"
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -31,7 +33,7 @@ type Options struct {
 type App struct {
 	Config  Config
 	Handler http.Handler
-	Scout   *Scout
+	Scout   *patrol.Patrol
 	Tokens  *TokenCache
 	close   []func() error
 }
@@ -100,8 +102,8 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app.Tokens = NewTokenCache(reader, cfg.FleetTokensSecret, wc, opts.Clock, cfg.TokenRefreshBefore, opts.Logger.Named("tokens"))
 	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
 		fleet.WithUserAgent(fleet.UserAgent("scout", opts.Version)))
-	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, Settings{
-		Home:       Home{Lat: cfg.Home.Lat, Lon: cfg.Home.Lon, RadiusM: cfg.Home.RadiusM},
+	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, patrol.Settings{
+		Home:       geo.Home{Lat: cfg.Home.Lat, Lon: cfg.Home.Lon, RadiusM: cfg.Home.RadiusM},
 		VINs:       cfg.VehicleVINs,
 		PendingTTL: cfg.PendingTriggerTTL,
 	}, opts.Logger)

@@ -9,13 +9,21 @@ import (
 	"github.com/go-chi/chi/v5"
 	"go.uber.org/zap"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
 )
 
+// Ticker is what the routes need of the patrol (*patrol.Patrol fits).
+type Ticker interface {
+	Tick(ctx context.Context) (patrol.Report, error)
+	LastTick() (at time.Time, errText string)
+}
+
 // HandlerDeps are the scout's HTTP collaborators.
 type HandlerDeps struct {
-	Scout       *Scout
+	Scout       Ticker
 	Tokens      *TokenCache
 	Auth        svcauth.Policy
 	Logger      *zap.Logger
@@ -41,8 +49,8 @@ func NewHandler(d HandlerDeps) http.Handler {
 
 // TickResponse is POST /tick's answer.
 type TickResponse struct {
-	Status   string          `json:"status"`
-	Vehicles []VehicleReport `json:"vehicles"`
+	Status   string                 `json:"status"`
+	Vehicles []patrol.VehicleReport `json:"vehicles"`
 }
 
 func (d HandlerDeps) tick(w http.ResponseWriter, r *http.Request) {
@@ -58,12 +66,12 @@ func (d HandlerDeps) tick(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	rep, err := d.Scout.Tick(ctx)
-	if err != nil && errors.Is(err, ErrNothingObserved) {
+	if err != nil && errors.Is(err, patrol.ErrNothingObserved) {
 		// 5xx only when nothing at all could be observed, so Scheduler retries.
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), time.Minute)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), time.Minute)
 		return
 	}
-	server.WriteJSON(w, http.StatusOK, TickResponse{Status: "ok", Vehicles: rep.Vehicles})
+	server.WriteJSON(w, http.StatusOK, TickResponse{Status: contract.StatusOK, Vehicles: rep.Vehicles})
 }
 
 // HealthResponse is GET /health's answer; it makes no call to any store or API.

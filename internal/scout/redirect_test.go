@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/httpclient/httpclienttest"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -28,11 +29,11 @@ func TestWorkerClientDoesNotFollowRedirects(t *testing.T) {
 		plain := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
 		for name, c := range map[string]*http.Client{"svcauth client": hc, "plain client": plain} {
 			wc := &WorkerClient{BaseURL: trap.URL, HTTP: c, RefreshTimeout: 5 * time.Second, CycleTimeout: 5 * time.Second}
-			_, err := wc.RefreshTokens(context.Background(), RefreshRequest{Reason: "test"})
+			_, err := wc.RefreshTokens(context.Background(), contract.RefreshRequest{Reason: "test"})
 			if !errors.Is(err, ErrWorkerRejected) || !errors.Is(err, httpclient.ErrRedirect) {
 				t.Errorf("%s, %d: RefreshTokens err = %v, want a rejection naming the refused redirect", name, status, err)
 			}
-			if _, err := wc.RunCycle(context.Background(), CycleRequest{VIN: "5YJ3E7EB0KF000001", Reason: "test"}); !errors.Is(err, ErrWorkerRejected) {
+			if _, err := wc.RunCycle(context.Background(), contract.CycleRequest{VIN: "5YJ3E7EB0KF000001", Reason: "test"}); !errors.Is(err, ErrWorkerRejected) {
 				t.Errorf("%s, %d: RunCycle err = %v", name, status, err)
 			}
 		}

@@ -18,7 +18,9 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/geo"
 	"github.com/offpeak-charging/offpeak/internal/scout"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/state/gcsstate"
 )
 
@@ -41,7 +43,7 @@ func startStack(t *testing.T, opts devstack.Options) *devstack.Stack {
 	return st
 }
 
-func tick(t *testing.T, st *devstack.Stack) scout.VehicleReport {
+func tick(t *testing.T, st *devstack.Stack) patrol.VehicleReport {
 	t.Helper()
 	res, err := st.Tick(context.Background())
 	if err != nil {
@@ -71,17 +73,17 @@ func TestTriggersFollowTheRules(t *testing.T) {
 	ctx := context.Background()
 
 	// First sight: trigger.
-	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonFirstSeen {
+	if r := tick(t, st); r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonFirstSeen {
 		t.Fatalf("first tick = %+v", r)
 	}
 	// Nothing changed: nothing.
 	st.Clock.Advance(5 * time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionNone {
+	if r := tick(t, st); r.Action != patrol.ActionNone {
 		t.Fatalf("second tick = %+v", r)
 	}
 	// Plugged in at home: trigger, and the worker put schedules on the car.
 	setCar(t, st, plugInAtHome)
-	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonArrivedHomeReady || !r.AtHome || !r.Ready {
+	if r := tick(t, st); r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonArrivedHomeReady || !r.AtHome || !r.Ready {
 		t.Fatalf("plug-in tick = %+v", r)
 	}
 	if n := len(st.Sim.Schedules(devstack.VIN)); n == 0 {
@@ -89,14 +91,14 @@ func TestTriggersFollowTheRules(t *testing.T) {
 	}
 	// Still plugged: nothing.
 	st.Clock.Advance(5 * time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionNone {
+	if r := tick(t, st); r.Action != patrol.ActionNone {
 		t.Fatalf("still plugged = %+v", r)
 	}
 	// Unplugged at home: trigger.
 	setCar(t, st, func(c *fleetsim.CarState) {
 		c.State, c.ConnChargeCable, c.ChargingState = fleetsim.StateOnline, fleetsim.CableUnplugged, fleetsim.ChargingDisconnected
 	})
-	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonUnpluggedAtHome {
+	if r := tick(t, st); r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonUnpluggedAtHome {
 		t.Fatalf("unplug tick = %+v", r)
 	}
 	if n := st.Sim.Counters().Fleet[devstack.VIN]["wake"]; n != 0 {
@@ -113,7 +115,7 @@ func TestAsleepCarCostsNoDataRequestAndIsNeverWoken(t *testing.T) {
 	st.Sim.ResetCounters()
 	for i := 0; i < 8; i++ {
 		st.Clock.Advance(15 * time.Minute)
-		if r := tick(t, st); r.Action != scout.ActionAsleep || r.State != fleetsim.StateAsleep {
+		if r := tick(t, st); r.Action != patrol.ActionAsleep || r.State != fleetsim.StateAsleep {
 			t.Fatalf("tick %d = %+v", i, r)
 		}
 	}
@@ -165,7 +167,7 @@ func TestExpiringTokenIsRefreshedByTheWorker(t *testing.T) {
 	tick(t, st)
 	st.Clock.Advance(7*time.Hour + 45*time.Minute) // inside the 30 min margin of the 8 h token
 	r := tick(t, st)
-	if r.Action == scout.ActionError {
+	if r.Action == patrol.ActionError {
 		t.Fatalf("tick after expiry: %+v", r)
 	}
 	if n := st.Sim.TokenExchanges(fleetsim.OutcomeRefreshOK); n != 1 {
@@ -191,7 +193,7 @@ func TestFleet401RereadsTheTokenAndRetriesOnce(t *testing.T) {
 	}
 	exchanges := st.Sim.TokenExchanges(fleetsim.OutcomeRefreshOK)
 	st.Clock.Advance(time.Minute)
-	if r := tick(t, st); r.Action == scout.ActionError {
+	if r := tick(t, st); r.Action == patrol.ActionError {
 		t.Fatalf("tick after revocation: %+v", r)
 	}
 	if n := st.Sim.Counters().Unauthorized; n != 1 {
@@ -210,17 +212,17 @@ func TestWorkerDownKeepsTheTriggerPendingUntilItIsBack(t *testing.T) {
 	setCar(t, st, plugInAtHome)
 	for i := 0; i < 3; i++ {
 		st.Clock.Advance(15 * time.Minute)
-		if r := tick(t, st); r.Action != scout.ActionPending || r.Reason != scout.ReasonArrivedHomeReady {
+		if r := tick(t, st); r.Action != patrol.ActionPending || r.Reason != patrol.ReasonArrivedHomeReady {
 			t.Fatalf("tick %d with the worker down = %+v", i, r)
 		}
 	}
 	st.SetWorkerDown(false)
 	st.Clock.Advance(15 * time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonArrivedHomeReady {
+	if r := tick(t, st); r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonArrivedHomeReady {
 		t.Fatalf("tick with the worker back = %+v", r)
 	}
 	st.Clock.Advance(15 * time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionNone {
+	if r := tick(t, st); r.Action != patrol.ActionNone {
 		t.Fatalf("after the confirmed trigger = %+v", r)
 	}
 }
@@ -232,17 +234,17 @@ func TestPendingTriggerIsDroppedAfterSixHours(t *testing.T) {
 	st.SetWorkerDown(true)
 	setCar(t, st, plugInAtHome)
 	st.Clock.Advance(time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionPending {
+	if r := tick(t, st); r.Action != patrol.ActionPending {
 		t.Fatalf("first failure = %+v", r)
 	}
 	st.Clock.Advance(6*time.Hour + time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionNone {
+	if r := tick(t, st); r.Action != patrol.ActionNone {
 		t.Fatalf("after 6 h = %+v, want the pending trigger dropped", r)
 	}
 	st.SetWorkerDown(false)
 	st.Clock.Advance(15 * time.Minute)
 	calls := st.WorkerCalls()
-	if r := tick(t, st); r.Action != scout.ActionNone || st.WorkerCalls() != calls {
+	if r := tick(t, st); r.Action != patrol.ActionNone || st.WorkerCalls() != calls {
 		t.Fatalf("a dropped trigger must not come back: %+v", r)
 	}
 }
@@ -266,7 +268,7 @@ func TestFleetRateLimitIsRemembered(t *testing.T) {
 		t.Errorf("requests inside Retry-After = %d, want 0", n)
 	}
 	st.Clock.Advance(time.Hour)
-	if r := tick(t, st); r.Action == scout.ActionError {
+	if r := tick(t, st); r.Action == patrol.ActionError {
 		t.Fatalf("after Retry-After = %+v", r)
 	}
 }
@@ -295,7 +297,7 @@ func TestConcurrentTicksOnGCSTriggerOnce(t *testing.T) {
 	}
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "scout-state"})
-	newScout := func() *scout.Scout {
+	newScout := func() *patrol.Patrol {
 		client, err := storage.NewClient(context.Background(), option.WithEndpoint(srv.URL()+"/storage/v1/"), option.WithoutAuthentication(), storage.WithJSONReads())
 		if err != nil {
 			t.Fatal(err)
@@ -305,8 +307,8 @@ func TestConcurrentTicksOnGCSTriggerOnce(t *testing.T) {
 		wc := &scout.WorkerClient{BaseURL: st.WorkerURL, HTTP: &http.Client{Transport: bearer{}}}
 		tc := scout.NewTokenCache(st.Secrets, "fleet-tokens", wc, st.Clock, 30*time.Minute, zap.NewNop())
 		fc := fleet.New(st.SimURL, tc)
-		return scout.New(fc, tc, wc, gcs, st.Clock, scout.Settings{
-			Home: scout.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}, VINs: []string{devstack.VIN},
+		return scout.New(fc, tc, wc, gcs, st.Clock, patrol.Settings{
+			Home: geo.Home{Lat: devstack.Home.Lat, Lon: devstack.Home.Lon, RadiusM: 100}, VINs: []string{devstack.VIN},
 		}, zap.NewNop())
 	}
 	a, b := newScout(), newScout()
@@ -317,8 +319,8 @@ func TestConcurrentTicksOnGCSTriggerOnce(t *testing.T) {
 		st.Clock.Advance(15 * time.Minute)
 		before := st.Sim.Counters().Fleet[devstack.VIN]["data"]
 		var wg sync.WaitGroup
-		reports := make([]scout.Report, 2)
-		for i, s := range []*scout.Scout{a, b} {
+		reports := make([]patrol.Report, 2)
+		for i, s := range []*patrol.Patrol{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -329,7 +331,7 @@ func TestConcurrentTicksOnGCSTriggerOnce(t *testing.T) {
 		triggered := 0
 		for _, r := range reports {
 			for _, v := range r.Vehicles {
-				if v.Action == scout.ActionTriggered {
+				if v.Action == patrol.ActionTriggered {
 					triggered++
 				}
 			}
@@ -387,18 +389,18 @@ func TestUnpairedKeyStopsRetryingAfterAFewTries(t *testing.T) {
 	tries := 0
 	for i := range 8 {
 		r := tick(t, st)
-		if r.Action == scout.ActionPending && strings.Contains(r.Error, "key_not_paired") {
+		if r.Action == patrol.ActionPending && strings.Contains(r.Error, "key_not_paired") {
 			tries++
-		} else if i < scout.MaxOperatorFailures {
+		} else if i < patrol.MaxOperatorFailures {
 			t.Fatalf("tick %d: %+v, want a pending trigger refused for the key", i, r)
 		}
 		st.Clock.Advance(5 * time.Minute) // the car stays awake and plugged in
 		setCar(t, st, func(c *fleetsim.CarState) { c.State = fleetsim.StateOnline })
 	}
-	if tries != scout.MaxOperatorFailures {
-		t.Errorf("the worker was asked %d times, want %d", tries, scout.MaxOperatorFailures)
+	if tries != patrol.MaxOperatorFailures {
+		t.Errorf("the worker was asked %d times, want %d", tries, patrol.MaxOperatorFailures)
 	}
-	if c := st.Sim.SignedRequests(devstack.VIN); c.Handshakes != scout.MaxOperatorFailures || c.Commands != 0 {
+	if c := st.Sim.SignedRequests(devstack.VIN); c.Handshakes != patrol.MaxOperatorFailures || c.Commands != 0 {
 		t.Errorf("car saw %+v", c)
 	}
 	// Paired, the next arrival works as usual.
@@ -411,7 +413,7 @@ func TestUnpairedKeyStopsRetryingAfterAFewTries(t *testing.T) {
 	tick(t, st)
 	st.Clock.Advance(5 * time.Minute)
 	setCar(t, st, plugInAtHome)
-	if r := tick(t, st); r.Action != scout.ActionTriggered || r.Reason != scout.ReasonArrivedHomeReady {
+	if r := tick(t, st); r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonArrivedHomeReady {
 		t.Errorf("after pairing: %+v", r)
 	}
 	if len(st.Sim.Schedules(devstack.VIN)) == 0 {
@@ -428,7 +430,7 @@ func TestCarWithoutPositionIsUnknownNotAway(t *testing.T) {
 	st := startStack(t, devstack.Options{LoginScope: "openid offline_access user_data vehicle_device_data vehicle_cmds vehicle_charging_cmds"})
 	setCar(t, st, plugInAtHome)
 	r := tick(t, st)
-	if !r.LocationMissing || r.AtHome || r.Action != scout.ActionTriggered || r.Reason != scout.ReasonFirstSeen {
+	if !r.LocationMissing || r.AtHome || r.Action != patrol.ActionTriggered || r.Reason != patrol.ReasonFirstSeen {
 		t.Fatalf("first tick = %+v, want a first-seen trigger with location_missing", r)
 	}
 	status, body, err := st.RunCycle(context.Background(), devstack.VIN)
@@ -449,7 +451,7 @@ func TestCarWithoutPositionIsUnknownNotAway(t *testing.T) {
 	}
 	// The next tick has nothing new to tell: no invented departure.
 	st.Clock.Advance(5 * time.Minute)
-	if r := tick(t, st); r.Action != scout.ActionNone || !r.LocationMissing {
+	if r := tick(t, st); r.Action != patrol.ActionNone || !r.LocationMissing {
 		t.Fatalf("second tick = %+v, want nothing", r)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 )
@@ -22,19 +23,10 @@ type SecretReader interface {
 	Get(ctx context.Context, secret, id string) (secrets.Version, error)
 }
 
-// RefreshRequest is what the scout asks the worker.
-type RefreshRequest struct {
-	Reason string
-	Force  bool
-	// Rejected is the version whose access token the Fleet API refused: the
-	// worker refreshes only if the store holds nothing newer.
-	Rejected string
-}
-
 // TokenRefresher asks the worker, the only writer, to refresh. It returns
 // the version the worker's answer names (the one now stored).
 type TokenRefresher interface {
-	RefreshTokens(ctx context.Context, req RefreshRequest) (version string, err error)
+	RefreshTokens(ctx context.Context, req contract.RefreshRequest) (version string, err error)
 }
 
 // Clock tells the time.
@@ -93,7 +85,7 @@ func (c *TokenCache) AccessToken(ctx context.Context) (string, error) {
 	if err != nil {
 		reason = "stored token unreadable"
 	}
-	version, werr := c.askWorker(ctx, RefreshRequest{Reason: reason})
+	version, werr := c.askWorker(ctx, contract.RefreshRequest{Reason: reason})
 	if werr != nil {
 		// The margin is an early warning: a token that has not expired yet
 		// still works for this tick.
@@ -128,7 +120,7 @@ func (c *TokenCache) Rejected(ctx context.Context) error {
 		c.cached = &p
 		return nil
 	}
-	version, err := c.askWorker(ctx, RefreshRequest{Reason: "fleet api answered 401", Force: true, Rejected: c.version})
+	version, err := c.askWorker(ctx, contract.RefreshRequest{Reason: "fleet api answered 401", Force: true, RejectedVersion: c.version})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNoToken, err)
 	}
@@ -149,7 +141,7 @@ func (c *TokenCache) Peek() (expiresAt time.Time, ok bool) {
 // Counts returns how many secret reads and worker refresh calls were made.
 func (c *TokenCache) Counts() (reads, refreshes int64) { return c.reads.Load(), c.refreshes.Load() }
 
-func (c *TokenCache) askWorker(ctx context.Context, req RefreshRequest) (string, error) {
+func (c *TokenCache) askWorker(ctx context.Context, req contract.RefreshRequest) (string, error) {
 	c.refreshes.Add(1)
 	c.log.Info("asking the worker to refresh the tokens", zap.String("reason", req.Reason), zap.Bool("force", req.Force))
 	return c.worker.RefreshTokens(ctx, req)

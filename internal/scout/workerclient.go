@@ -11,31 +11,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
+	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 )
 
-// Errors of WorkerClient.
+// Errors of WorkerClient, besides patrol.ErrNeedsOperator for the answers
+// only a person can fix (contract.NeedsOperator).
 var (
 	// ErrWorkerUnavailable: the worker could not be reached or answered 5xx;
 	// a trigger stays pending and is retried.
 	ErrWorkerUnavailable = errors.New("worker unavailable")
 	// ErrWorkerRejected: the worker answered 4xx (bad request, auth).
 	ErrWorkerRejected = errors.New("worker rejected the request")
-	// ErrNeedsOperator: the worker says a person must act before a cycle can
-	// change the car (key not paired, no key, bad key, app not
-	// registered…); the message names the fix. Retried a few times, in case
-	// the owner just fixed it, never for hours.
-	ErrNeedsOperator = errors.New("worker reports a problem only the operator can fix")
 	// ErrReauthRequired: the worker says the Tesla chain needs a new login.
 	ErrReauthRequired = errors.New("worker reports that a new Tesla login is needed (run `fleetctl login`)")
 )
-
-// operatorCodes are the worker's error codes that only a person can fix
-// (internal/server: the command path's codes).
-var operatorCodes = map[string]bool{
-	"key_not_paired": true, "key_missing": true, "key_invalid": true, "key_rejected": true,
-	"signing_disabled": true, "app_not_registered": true,
-}
 
 // WorkerClient calls the worker's API. Its http.Client authenticates
 // (svcauth.NewClient: an ID token in iam mode, the bearer in token mode).
@@ -48,43 +39,19 @@ type WorkerClient struct {
 	CycleTimeout   time.Duration
 }
 
-// CycleRequest is POST /run-cycle's body.
-type CycleRequest struct {
-	VIN      string      `json:"vin"`
-	Reason   string      `json:"reason"`
-	Observed Observation `json:"observed"`
-}
-
-// CycleAnswer is the part of the worker's answer the scout uses.
-type CycleAnswer struct {
-	Status   string `json:"status"`
-	Asleep   bool   `json:"asleep"`
-	Changed  bool   `json:"changed"`
-	Woke     bool   `json:"woke"`
-	Commands struct {
-		Added   int `json:"added"`
-		Removed int `json:"removed"`
-	} `json:"commands"`
-}
-
 // RefreshTokens implements TokenRefresher: the answer's "version" is the
 // one the worker stored (or found valid).
-func (w *WorkerClient) RefreshTokens(ctx context.Context, req RefreshRequest) (string, error) {
-	body := map[string]any{"reason": req.Reason, "requested_by": "scout", "force": req.Force}
-	if req.Rejected != "" {
-		body["rejected_version"] = req.Rejected
-	}
-	var ans struct {
-		Version string `json:"version"`
-	}
-	err := w.post(ctx, "/refresh-tokens", body, &ans, w.RefreshTimeout)
+func (w *WorkerClient) RefreshTokens(ctx context.Context, req contract.RefreshRequest) (string, error) {
+	req.RequestedBy = "scout"
+	var ans contract.TokenActionResponse
+	err := w.post(ctx, contract.PathRefreshTokens, req, &ans, w.RefreshTimeout)
 	return ans.Version, err
 }
 
 // RunCycle asks the worker to run the charging cycle for one car.
-func (w *WorkerClient) RunCycle(ctx context.Context, req CycleRequest) (CycleAnswer, error) {
-	var ans CycleAnswer
-	err := w.post(ctx, "/run-cycle", req, &ans, w.CycleTimeout)
+func (w *WorkerClient) RunCycle(ctx context.Context, req contract.CycleRequest) (contract.CycleResponse, error) {
+	var ans contract.CycleResponse
+	err := w.post(ctx, contract.PathRunCycle, req, &ans, w.CycleTimeout)
 	return ans, err
 }
 
@@ -124,17 +91,22 @@ func (w *WorkerClient) post(ctx context.Context, path string, in, out any, timeo
 		}
 		return nil
 	}
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
+	return answerError(path, resp.StatusCode, raw)
+}
+
+// answerError turns the worker's error answer into the client's kinds: the
+// code says when a person must act; otherwise the status says whether a
+// later try may succeed.
+func answerError(path string, status int, raw []byte) error {
+	var e contract.ErrorBody
 	_ = json.Unmarshal(raw, &e)
-	msg := fmt.Sprintf("POST %s: HTTP %d %s: %s", path, resp.StatusCode, e.Error.Code, strings.TrimSpace(e.Error.Message))
+	msg := fmt.Sprintf("POST %s: HTTP %d %s: %s", path, status, e.Error.Code, strings.TrimSpace(e.Error.Message))
 	switch {
-	case e.Error.Code == "reauth_required":
+	case e.Error.Code == contract.CodeReauthRequired:
 		return fmt.Errorf("%w: %s", ErrReauthRequired, msg)
-	case operatorCodes[e.Error.Code]:
-		return fmt.Errorf("%w: %s", ErrNeedsOperator, msg)
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusTooManyRequests:
+	case contract.NeedsOperator(e.Error.Code):
+		return fmt.Errorf("%w: %s", patrol.ErrNeedsOperator, msg)
+	case status >= 500 || status == http.StatusConflict || status == http.StatusTooManyRequests:
 		return fmt.Errorf("%w: %s", ErrWorkerUnavailable, msg)
 	default:
 		return fmt.Errorf("%w: %s", ErrWorkerRejected, msg)

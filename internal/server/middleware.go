@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 )
 
@@ -21,7 +22,7 @@ func BodyLimit(limit int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > limit {
-				WriteError(w, http.StatusRequestEntityTooLarge, CodePayloadTooLarge,
+				WriteError(w, http.StatusRequestEntityTooLarge, contract.CodePayloadTooLarge,
 					fmt.Sprintf("request body is larger than %d bytes", limit))
 				return
 			}
@@ -125,7 +126,7 @@ func Recoverer(logger *zap.Logger) func(http.Handler) http.Handler {
 				logging.FromContext(r.Context()).Error("panic serving request",
 					zap.String("path", r.URL.Path), zap.String("panic", fmt.Sprint(rec)),
 					zap.ByteString("stack", debug.Stack()))
-				WriteError(w, http.StatusInternalServerError, CodeInternal, "internal error")
+				WriteError(w, http.StatusInternalServerError, contract.CodeInternal, "internal error")
 			}()
 			next.ServeHTTP(w, r)
 		})

@@ -9,19 +9,13 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/contract"
 )
 
 // DefaultMaxHeaderBytes bounds a request's line and headers (64 KiB; Go's
 // net/http allows 4 KiB of slack on top). A Google ID token is about 1 KiB.
 const DefaultMaxHeaderBytes = 64 << 10
-
-// Codes of the answers net/http gives before any handler runs.
-const (
-	CodeHeadersTooLarge         = "headers_too_large"
-	CodeNotImplemented          = "not_implemented"
-	CodeHTTPVersionNotSupported = "http_version_not_supported"
-	CodeExpectationFailed       = "expectation_failed"
-)
 
 // net/http answers some requests itself, before routing, in plain text:
 // 431 when the headers exceed MaxHeaderBytes, 400 for a malformed request,
@@ -121,28 +115,28 @@ func plainAnswer(p []byte) (status int, detail string, ok bool) {
 func (l *preRouteListener) describe(status int, detail string) (code, message string) {
 	switch status {
 	case http.StatusRequestHeaderFieldsTooLarge:
-		return CodeHeadersTooLarge, fmt.Sprintf("request headers are larger than %d bytes", l.maxHeaderBytes)
+		return contract.CodeHeadersTooLarge, fmt.Sprintf("request headers are larger than %d bytes", l.maxHeaderBytes)
 	case http.StatusNotImplemented:
-		return CodeNotImplemented, "unsupported Transfer-Encoding"
+		return contract.CodeNotImplemented, "unsupported Transfer-Encoding"
 	case http.StatusHTTPVersionNotSupported:
-		return CodeHTTPVersionNotSupported, "only HTTP/1.x is served here"
+		return contract.CodeHTTPVersionNotSupported, "only HTTP/1.x is served here"
 	case http.StatusExpectationFailed:
-		return CodeExpectationFailed, "the only Expect understood is 100-continue"
+		return contract.CodeExpectationFailed, "the only Expect understood is 100-continue"
 	}
 	message = "malformed HTTP request"
 	if detail != "" {
 		message += ": " + detail
 	}
 	if status >= 500 {
-		return CodeInternal, message
+		return contract.CodeInternal, message
 	}
-	return CodeBadRequest, message
+	return contract.CodeBadRequest, message
 }
 
 // errorResponse is a whole HTTP/1.1 answer with the error shape; the
 // connection closes after it, as net/http's own answer would.
 func errorResponse(status int, code, message string) []byte {
-	body, _ := json.Marshal(ErrorBody{Status: "error", Error: ErrorDetail{Code: code, Message: message}})
+	body, _ := json.Marshal(contract.ErrorBody{Status: contract.StatusError, Error: contract.ErrorDetail{Code: code, Message: message}})
 	body = append(body, '\n')
 	head := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: %d\r\n\r\n",
 		status, http.StatusText(status), len(body))

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/offpeak-charging/offpeak/internal/contract"
 )
 
 // raw sends a request exactly as written and reads the answer.
@@ -42,14 +44,14 @@ func TestAnswersBeforeRoutingHaveTheErrorShape(t *testing.T) {
 		status        int
 		code          string
 	}{
-		{"header too large", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + huge + "\r\n\r\n", 431, CodeHeadersTooLarge},
-		{"many headers too large", "GET /health HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 1000)+"\r\n", 80) + "\r\n", 431, CodeHeadersTooLarge},
-		{"no Host", "GET /health HTTP/1.1\r\n\r\n", 400, CodeBadRequest},
-		{"malformed header", "GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400, CodeBadRequest},
-		{"garbage request line", "HELLO\r\n\r\n", 400, CodeBadRequest},
-		{"HTTP/3.0", "GET /health HTTP/3.0\r\nHost: x\r\n\r\n", 505, CodeHTTPVersionNotSupported},
-		{"unknown transfer encoding", "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, CodeNotImplemented},
-		{"unknown Expect", "POST /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417, CodeExpectationFailed},
+		{"header too large", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + huge + "\r\n\r\n", 431, contract.CodeHeadersTooLarge},
+		{"many headers too large", "GET /health HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: "+strings.Repeat("a", 1000)+"\r\n", 80) + "\r\n", 431, contract.CodeHeadersTooLarge},
+		{"no Host", "GET /health HTTP/1.1\r\n\r\n", 400, contract.CodeBadRequest},
+		{"malformed header", "GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400, contract.CodeBadRequest},
+		{"garbage request line", "HELLO\r\n\r\n", 400, contract.CodeBadRequest},
+		{"HTTP/3.0", "GET /health HTTP/3.0\r\nHost: x\r\n\r\n", 505, contract.CodeHTTPVersionNotSupported},
+		{"unknown transfer encoding", "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, contract.CodeNotImplemented},
+		{"unknown Expect", "POST /health HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417, contract.CodeExpectationFailed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,44 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/offpeak-charging/offpeak/internal/contract"
 )
-
-// Error codes of the error shape both services answer with.
-const (
-	CodeBadRequest          = "bad_request"
-	CodeUnauthorized        = "unauthorized"
-	CodeForbidden           = "forbidden"
-	CodeNotFound            = "not_found"
-	CodeMethodNotAllowed    = "method_not_allowed"
-	CodePayloadTooLarge     = "payload_too_large"
-	CodeUnsupportedMedia    = "unsupported_media_type"
-	CodeInternal            = "internal"
-	CodeReauthRequired      = "reauth_required"
-	CodeUpstreamUnavailable = "upstream_unavailable"
-	CodeStoreUnavailable    = "store_unavailable"
-	CodeBusy                = "busy"
-	// Codes of the car's command path: each names the operator's fix.
-	CodeKeyNotPaired    = "key_not_paired"
-	CodeKeyMissing      = "key_missing"
-	CodeKeyInvalid      = "key_invalid"
-	CodeKeyRejected     = "key_rejected"
-	CodeSigningDisabled = "signing_disabled"
-	CodeSessionRejected = "session_rejected"
-	CodeCarBusy         = "car_busy"
-	CodeAppUnregistered = "app_not_registered"
-)
-
-// ErrorBody is the error shape: {"status":"error","error":{"code","message"}}.
-type ErrorBody struct {
-	Status string      `json:"status"`
-	Error  ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is the inner part of ErrorBody.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 // WriteJSON encodes v with the status code.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
@@ -58,9 +23,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// WriteError answers with the error shape.
+// WriteError answers with the error shape (contract.ErrorBody); code is one
+// of contract's codes.
 func WriteError(w http.ResponseWriter, status int, code, message string) {
-	WriteJSON(w, status, ErrorBody{Status: "error", Error: ErrorDetail{Code: code, Message: message}})
+	WriteJSON(w, status, contract.ErrorBody{Status: contract.StatusError, Error: contract.ErrorDetail{Code: code, Message: message}})
 }
 
 // WriteRetryableError answers with the error shape and a Retry-After header,
@@ -76,12 +42,12 @@ func WriteRetryableError(w http.ResponseWriter, status int, code, message string
 
 // NotFound answers unknown paths with the error shape.
 func NotFound(w http.ResponseWriter, r *http.Request) {
-	WriteError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.URL.Path)
+	WriteError(w, http.StatusNotFound, contract.CodeNotFound, "no such endpoint: "+r.URL.Path)
 }
 
 // MethodNotAllowed answers a known path with the wrong method.
 func MethodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	WriteError(w, http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	WriteError(w, http.StatusMethodNotAllowed, contract.CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 }
 
 // DecodeJSON reads at most the configured body limit (see BodyLimit) and
@@ -94,26 +60,26 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) bo
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			WriteError(w, http.StatusRequestEntityTooLarge, CodePayloadTooLarge,
+			WriteError(w, http.StatusRequestEntityTooLarge, contract.CodePayloadTooLarge,
 				fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit))
 			return false
 		}
-		WriteError(w, http.StatusBadRequest, CodeBadRequest, "could not read request body")
+		WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "could not read request body")
 		return false
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		if optional {
 			return true
 		}
-		WriteError(w, http.StatusBadRequest, CodeBadRequest, "request body is empty; JSON expected")
+		WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "request body is empty; JSON expected")
 		return false
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		WriteError(w, http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "Content-Type must be application/json")
+		WriteError(w, http.StatusUnsupportedMediaType, contract.CodeUnsupportedMedia, "Content-Type must be application/json")
 		return false
 	}
 	if err := DecodeStrict(data, v); err != nil {
-		WriteError(w, http.StatusBadRequest, CodeBadRequest, "malformed JSON body: "+err.Error())
+		WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "malformed JSON body: "+err.Error())
 		return false
 	}
 	return true

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 )
 
@@ -58,10 +59,10 @@ func start(t *testing.T, h http.Handler, logger *zap.Logger, opts Options) (stri
 	return "http://127.0.0.1" + port, stop
 }
 
-func decodeError(t *testing.T, resp *http.Response) ErrorBody {
+func decodeError(t *testing.T, resp *http.Response) contract.ErrorBody {
 	t.Helper()
 	defer resp.Body.Close()
-	var body ErrorBody
+	var body contract.ErrorBody
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("error body is not JSON: %v", err)
 	}
@@ -97,13 +98,13 @@ func TestRouterErrorsHaveTheErrorShape(t *testing.T) {
 		status                   int
 		code                     string
 	}{
-		{"unknown path", "GET", "/nope", "", 404, CodeNotFound},
-		{"wrong method", "GET", "/echo", "", 405, CodeMethodNotAllowed},
-		{"malformed JSON", "POST", "/echo", `{"a":`, 400, CodeBadRequest},
-		{"trailing data", "POST", "/echo", `{"a":1} {"b":2}`, 400, CodeBadRequest},
-		{"empty required body", "POST", "/echo", ``, 400, CodeBadRequest},
-		{"oversized body", "POST", "/echo", `{"a":"` + strings.Repeat("x", DefaultMaxBody) + `"}`, 413, CodePayloadTooLarge},
-		{"panic", "GET", "/boom", "", 500, CodeInternal},
+		{"unknown path", "GET", "/nope", "", 404, contract.CodeNotFound},
+		{"wrong method", "GET", "/echo", "", 405, contract.CodeMethodNotAllowed},
+		{"malformed JSON", "POST", "/echo", `{"a":`, 400, contract.CodeBadRequest},
+		{"trailing data", "POST", "/echo", `{"a":1} {"b":2}`, 400, contract.CodeBadRequest},
+		{"empty required body", "POST", "/echo", ``, 400, contract.CodeBadRequest},
+		{"oversized body", "POST", "/echo", `{"a":"` + strings.Repeat("x", DefaultMaxBody) + `"}`, 413, contract.CodePayloadTooLarge},
+		{"panic", "GET", "/boom", "", 500, contract.CodeInternal},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/api/idtoken"
 
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/httpclient"
 	"github.com/offpeak-charging/offpeak/internal/server"
 )
@@ -162,18 +163,18 @@ func (p Policy) Middleware(logger *zap.Logger) func(http.Handler) http.Handler {
 			switch {
 			case errors.Is(err, ErrForbidden):
 				logger.Warn("caller not on the allow-list", zap.Error(err))
-				server.WriteError(w, http.StatusForbidden, server.CodeForbidden, "caller is not allowed to call this service")
+				server.WriteError(w, http.StatusForbidden, contract.CodeForbidden, "caller is not allowed to call this service")
 				return
 			case errors.Is(err, ErrKeysUnavailable):
 				logger.Error("cannot verify the caller's ID token", zap.Error(err))
-				server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable,
+				server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable,
 					"cannot verify the caller's ID token now: Google's signing keys are unavailable", time.Minute)
 				return
 			case err != nil:
 				// The reason is logged, never answered: it would coach a forger.
 				logger.Warn("caller not authenticated", zap.Error(err))
 				w.Header().Set("WWW-Authenticate", `Bearer realm="offpeak"`)
-				server.WriteError(w, http.StatusUnauthorized, server.CodeUnauthorized, "missing or invalid credentials")
+				server.WriteError(w, http.StatusUnauthorized, contract.CodeUnauthorized, "missing or invalid credentials")
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, who)))

@@ -159,21 +159,6 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var planner charging.Planner = charging.NewBuiltinPlanner(tariff)
-	if c.PlannerURL != "" {
-		key, err := store.Latest(ctx, c.PlannerAPIKeySecret)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("PLANNER_API_KEY_SECRET %s: %w", c.PlannerAPIKeySecret, err)
-		}
-		ext, err := charging.NewExternalPlanner(charging.ExternalPlannerConfig{
-			URL: c.PlannerURL, APIKey: string(key.Payload), Tariff: tariff, Clock: opts.Clock,
-			DailyQuota: c.PlannerDailyQuota, HTTPClient: opts.HTTPClient,
-		})
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		planner = charging.FallbackPlanner{Primary: ext, Fallback: planner}
-	}
 	stateStore := opts.State
 	closeState := func() error { return nil }
 	if stateStore == nil {
@@ -182,6 +167,11 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 			return nil, nil, nil, err
 		}
 		stateStore, closeState = s, closeFn
+	}
+	planner, err := buildPlanner(ctx, c, opts, store, stateStore, tariff)
+	if err != nil {
+		_ = closeState()
+		return nil, nil, nil, err
 	}
 	// A 401 makes the client re-read the store (refresh if it still holds
 	// the refused token) and retry once: another process may have rotated.
@@ -218,6 +208,28 @@ func buildCycle(ctx context.Context, cfg Config, opts Options, store secrets.Sto
 		return nil, nil, nil, err
 	}
 	return cycle, commands, closeState, nil
+}
+
+// buildPlanner is the built-in planner, behind the external one when
+// PLANNER_URL is set; the external planner's daily quota is counted in the
+// state store, so a cold start does not reset it.
+func buildPlanner(ctx context.Context, c ChargingConfig, opts Options, store secrets.Store, st state.Store, tariff *charging.Tariff) (charging.Planner, error) {
+	builtin := charging.NewBuiltinPlanner(tariff)
+	if c.PlannerURL == "" {
+		return builtin, nil
+	}
+	key, err := store.Latest(ctx, c.PlannerAPIKeySecret)
+	if err != nil {
+		return nil, fmt.Errorf("PLANNER_API_KEY_SECRET %s: %w", c.PlannerAPIKeySecret, err)
+	}
+	ext, err := charging.NewExternalPlanner(charging.ExternalPlannerConfig{
+		URL: c.PlannerURL, APIKey: string(key.Payload), Tariff: tariff, Clock: opts.Clock,
+		DailyQuota: c.PlannerDailyQuota, Quota: PlannerQuota{Store: st}, HTTPClient: opts.HTTPClient,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return charging.FallbackPlanner{Primary: ext, Fallback: builtin}, nil
 }
 
 // buildCommands wires how commands reach the cars (TESLA_COMMAND_MODE): the

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
 	"github.com/offpeak-charging/offpeak/internal/charging"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
@@ -23,94 +23,17 @@ type CycleRunner interface {
 	Run(ctx context.Context, vin string) (charging.Result, error)
 }
 
-// CycleRequest is POST /run-cycle's body, as the scout sends it.
-type CycleRequest struct {
-	VIN      string         `json:"vin"`
-	Reason   string         `json:"reason,omitempty"`
-	Observed map[string]any `json:"observed,omitempty"`
-}
-
-// CycleResponse answers POST /run-cycle.
-type CycleResponse struct {
-	Status   string        `json:"status"`
-	VIN      string        `json:"vin"`
-	Plan     []PlanWindow  `json:"plan"`
-	Commands CommandCounts `json:"commands"`
-	Woke     bool          `json:"woke"`
-	Changed  bool          `json:"changed"`
-	Asleep   bool          `json:"asleep"`
-	AtHome   bool          `json:"at_home"`
-	// LocationMissing: the car sent no position, so "at home" is unknown.
-	LocationMissing bool   `json:"location_missing,omitempty"`
-	Planner         string `json:"planner,omitempty"`
-	Shortfall       string `json:"shortfall,omitempty"`
-	Note            string `json:"note,omitempty"`
-	// Need is what the cycle did about the car's charge needs.
-	Need *NeedAnswer `json:"need,omitempty"`
-}
-
-// NeedAnswer tells what a cycle did about charge needs.
-type NeedAnswer struct {
-	// ID, TargetPercent, By: the need planned for now (its horizon began).
-	ID            string     `json:"id,omitempty"`
-	TargetPercent int        `json:"target_percent,omitempty"`
-	By            *time.Time `json:"by,omitempty"`
-	LimitRaised   bool       `json:"limit_raised,omitempty"`
-	// PeakKWh is what the plan buys at peak because the cheap hours before
-	// `by` cannot hold it all; Shortfall what even every minute cannot.
-	PeakKWh   float64  `json:"peak_kwh,omitempty"`
-	Shortfall string   `json:"shortfall,omitempty"`
-	Restored  []string `json:"limit_restored,omitempty"`
-	Settled   []string `json:"outcome_recorded,omitempty"`
-}
-
-func needAnswer(r charging.NeedResult) *NeedAnswer {
-	if r.ID == "" && len(r.Restored)+len(r.Settled) == 0 {
-		return nil
-	}
-	a := &NeedAnswer{ID: r.ID, TargetPercent: r.TargetPercent, LimitRaised: r.LimitRaised,
-		PeakKWh: math.Round(r.PeakKWh*100) / 100, Restored: r.Restored, Settled: r.Settled}
-	if r.ID != "" {
-		by := r.By.UTC()
-		a.By = &by
-	}
-	if r.Shortfall > 0 {
-		a.Shortfall = r.Shortfall.Round(time.Minute).String()
-	}
-	return a
-}
-
-// NoteLocationMissing is the answer's note for a car that sent no position.
-const NoteLocationMissing = "car reported no position (the login lacks the vehicle_location scope?): nothing planned; run fleetctl login and approve every scope"
-
-// PlanWindow is one planned charging window.
-type PlanWindow struct {
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
-}
-
-// CommandCounts counts the schedule commands the car confirmed.
-type CommandCounts struct {
-	Added   int `json:"added"`
-	Removed int `json:"removed"`
-	// Path is how they travelled: signed, rest or proxy.
-	Path string `json:"path,omitempty"`
-}
-
-// vinPattern: 17 characters, no I, O or Q (ISO 3779).
-var vinPattern = regexp.MustCompile(`^[A-HJ-NPR-Z0-9]{17}$`)
-
 func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
-	var req CycleRequest
+	var req contract.CycleRequest
 	if !server.DecodeJSON(w, r, &req, false) {
 		return
 	}
-	if !vinPattern.MatchString(req.VIN) {
-		server.WriteError(w, http.StatusBadRequest, server.CodeBadRequest, "vin: 17 characters of A-Z (no I, O, Q) and 0-9 required")
+	if !contract.ValidVIN(req.VIN) {
+		server.WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, "vin: "+contract.VINRule+" required")
 		return
 	}
 	if h.Cycle == nil {
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, "charging cycle is not configured", retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, "charging cycle is not configured", retryAfter)
 		return
 	}
 	log := logging.FromContext(r.Context()).With(zap.String("vin", req.VIN))
@@ -120,14 +43,14 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, r, err)
 		return
 	}
-	out := CycleResponse{
-		Status: "ok", VIN: req.VIN, Plan: []PlanWindow{},
-		Commands: CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
+	out := contract.CycleResponse{
+		Status: contract.StatusOK, VIN: req.VIN, Plan: []contract.PlanWindow{},
+		Commands: contract.CommandCounts{Added: res.Added, Removed: res.Removed, Path: h.commandPath(req.VIN)},
 		Woke:     res.Woke, Changed: res.Changed, Asleep: res.Asleep, AtHome: res.AtHome, Planner: res.PlannerUsed,
 		LocationMissing: res.LocationMissing, Need: needAnswer(res.Need),
 	}
 	for _, win := range res.Plan {
-		out.Plan = append(out.Plan, PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
+		out.Plan = append(out.Plan, contract.PlanWindow{Start: win.Start.UTC(), End: win.End.UTC()})
 	}
 	if res.Shortfall > 0 {
 		out.Shortfall = res.Shortfall.Round(time.Minute).String()
@@ -136,7 +59,7 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 	case res.Asleep:
 		out.Note = "car asleep: nothing changed; the scout triggers again when it wakes"
 	case res.LocationMissing:
-		out.Note = NoteLocationMissing
+		out.Note = contract.NoteLocationMissing
 		log.Warn("the car reported no position; nothing planned", zap.String("fix", "run fleetctl login and approve the vehicle_location scope"))
 	case !res.AtHome:
 		out.Note = "car not at home: home schedules left as they are"
@@ -149,39 +72,56 @@ func (h *handlers) runCycle(w http.ResponseWriter, r *http.Request) {
 	server.WriteJSON(w, http.StatusOK, out)
 }
 
+// needAnswer is the contract's view of what a cycle did about needs.
+func needAnswer(r charging.NeedResult) *contract.NeedAnswer {
+	if r.ID == "" && len(r.Restored)+len(r.Settled) == 0 {
+		return nil
+	}
+	a := &contract.NeedAnswer{ID: r.ID, TargetPercent: r.TargetPercent, LimitRaised: r.LimitRaised,
+		PeakKWh: math.Round(r.PeakKWh*100) / 100, Restored: r.Restored, Settled: r.Settled}
+	if r.ID != "" {
+		by := r.By.UTC()
+		a.By = &by
+	}
+	if r.Shortfall > 0 {
+		a.Shortfall = r.Shortfall.Round(time.Minute).String()
+	}
+	return a
+}
+
 // cycleError maps the charging cycle's and the Fleet client's errors; it
 // returns false for errors it does not know.
 func cycleError(w http.ResponseWriter, err error) bool {
 	switch {
 	case errors.Is(err, charging.ErrCycleBusy):
-		server.WriteRetryableError(w, http.StatusConflict, server.CodeBusy, err.Error(), 15*time.Second)
+		server.WriteRetryableError(w, http.StatusConflict, contract.CodeBusy, err.Error(), 15*time.Second)
 	// The signed path's faults a person must fix: 409 (not 5xx), so no
 	// caller retries them in a loop; the scout gives a pending trigger up
 	// after a few such answers.
 	case errors.Is(err, carcmd.ErrKeyNotPaired):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyNotPaired, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyNotPaired, err.Error())
 	case errors.Is(err, carcmd.ErrNoKey):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyMissing, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyMissing, err.Error())
 	case errors.Is(err, carcmd.ErrKeyInvalid):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyInvalid, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyInvalid, err.Error())
 	case errors.Is(err, carcmd.ErrKeyRejected):
-		server.WriteError(w, http.StatusConflict, server.CodeKeyRejected, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeKeyRejected, err.Error())
 	case errors.Is(err, carcmd.ErrSigningDisabled):
-		server.WriteError(w, http.StatusConflict, server.CodeSigningDisabled, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeSigningDisabled, err.Error())
 	case errors.Is(err, fleet.ErrPrecondition):
-		server.WriteError(w, http.StatusConflict, server.CodeAppUnregistered, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeAppUnregistered, err.Error())
 	case errors.Is(err, carcmd.ErrSessionRejected):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeSessionRejected, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeSessionRejected, err.Error(), retryAfter)
 	case errors.Is(err, carcmd.ErrCarBusy):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeCarBusy, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeCarBusy, err.Error(), retryAfter)
 	case errors.Is(err, fleet.ErrWrongRegion), errors.Is(err, fleet.ErrForbidden), errors.Is(err, fleet.ErrSigningRequired):
 		// Configuration problems: retrying will not help.
-		server.WriteError(w, http.StatusBadGateway, server.CodeUpstreamUnavailable, err.Error())
+		server.WriteError(w, http.StatusBadGateway, contract.CodeUpstreamUnavailable, err.Error())
 	case errors.Is(err, charging.ErrVehicleRead), errors.Is(err, charging.ErrCommand), errors.Is(err, fleet.ErrUpstream),
 		errors.Is(err, fleet.ErrRateLimited), errors.Is(err, charging.ErrAsleep):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, charging.ErrPlanStore), errors.Is(err, charging.ErrNeeds):
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, err.Error(), retryAfter)
 	default:
 		return false
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/offpeak-charging/offpeak/internal/charging"
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
-	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 	"github.com/offpeak-charging/offpeak/internal/worker"
@@ -41,13 +41,13 @@ func (fuzzCycle) Run(context.Context, string) (charging.Result, error) {
 
 // documented5xx are the only server errors the worker may answer with, by
 // code: transient trouble upstream or in a store, each with Retry-After.
-var documented5xx = map[string]bool{server.CodeUpstreamUnavailable: true, server.CodeStoreUnavailable: true}
+var documented5xx = map[string]bool{contract.CodeUpstreamUnavailable: true, contract.CodeStoreUnavailable: true}
 
 // documented4xx are the client-error codes of the README's table.
 var documented4xx = map[string]bool{
-	server.CodeBadRequest: true, server.CodePayloadTooLarge: true, server.CodeUnsupportedMedia: true,
-	server.CodeUnauthorized: true, server.CodeForbidden: true, server.CodeNotFound: true,
-	server.CodeMethodNotAllowed: true, server.CodeReauthRequired: true, server.CodeBusy: true,
+	contract.CodeBadRequest: true, contract.CodePayloadTooLarge: true, contract.CodeUnsupportedMedia: true,
+	contract.CodeUnauthorized: true, contract.CodeForbidden: true, contract.CodeNotFound: true,
+	contract.CodeMethodNotAllowed: true, contract.CodeReauthRequired: true, contract.CodeBusy: true,
 }
 
 // FuzzRefreshRequest feeds arbitrary bytes as the body of POST
@@ -116,7 +116,7 @@ func checkAnswer(t *testing.T, path string, body []byte, rec *httptest.ResponseR
 		}
 		return
 	}
-	var e server.ErrorBody
+	var e contract.ErrorBody
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Status != "error" || e.Error.Code == "" || e.Error.Message == "" {
 		t.Fatalf("POST %s %q: %d without the error shape: %q", path, clip(body), status, rec.Body.String())
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/carcmd"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/server"
 	"github.com/offpeak-charging/offpeak/internal/svcauth"
@@ -134,32 +135,8 @@ func (h *handlers) commandsHealth() *CommandsHealth {
 	return out
 }
 
-// RefreshRequest is POST /refresh-tokens' optional body.
-type RefreshRequest struct {
-	Reason      string `json:"reason,omitempty"`
-	RequestedBy string `json:"requested_by,omitempty"`
-	Force       bool   `json:"force,omitempty"`
-	// RejectedVersion: the version whose access token the Fleet API refused
-	// the caller; refresh only if nothing newer is stored.
-	RejectedVersion string `json:"rejected_version,omitempty"`
-}
-
-// TokenActionResponse answers /refresh-tokens and /sync-tokens. Version is
-// the stored version the answer is about: readers read it by number
-// (Secret Manager's latest may still show the one before).
-type TokenActionResponse struct {
-	Status    string     `json:"status"`
-	Action    string     `json:"action"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	Version   string     `json:"version,omitempty"`
-	// Unrotated: Tesla answered without a new refresh token.
-	Unrotated bool `json:"unrotated,omitempty"`
-	// Legacy (sync only): absent, adopted, known or rejected.
-	Legacy string `json:"legacy,omitempty"`
-}
-
 func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
-	var req RefreshRequest
+	var req contract.RefreshRequest
 	if !server.DecodeJSON(w, r, &req, true) {
 		return
 	}
@@ -171,7 +148,7 @@ func (h *handlers) refreshTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) syncTokens(w http.ResponseWriter, r *http.Request) {
-	var req RefreshRequest
+	var req contract.RefreshRequest
 	if !server.DecodeJSON(w, r, &req, true) {
 		return
 	}
@@ -186,8 +163,8 @@ func (h *handlers) answerTokens(w http.ResponseWriter, r *http.Request, res toke
 	}
 	logging.FromContext(r.Context()).Info("tokens ensured", zap.String("action", string(res.Action)),
 		zap.Time("expires_at", res.ExpiresAt), zap.String("version", res.Version))
-	server.WriteJSON(w, http.StatusOK, TokenActionResponse{
-		Status: "ok", Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
+	server.WriteJSON(w, http.StatusOK, contract.TokenActionResponse{
+		Status: contract.StatusOK, Action: string(res.Action), ExpiresAt: timePtr(res.ExpiresAt), Version: res.Version,
 		Unrotated: res.Action != tokens.ActionNone && !res.Rotated, Legacy: string(res.Legacy),
 	})
 }
@@ -203,23 +180,23 @@ func writeDomainError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, tokens.ErrReauthRequired):
 		log.Error("tokens need a new login", zap.Error(err))
 		// Not 5xx: retrying cannot help; a person must run the login.
-		server.WriteError(w, http.StatusConflict, server.CodeReauthRequired,
+		server.WriteError(w, http.StatusConflict, contract.CodeReauthRequired,
 			"Tesla no longer accepts any stored refresh token; run `fleetctl login` to log in again")
 	case errors.Is(err, tokens.ErrStoreUnavailable):
 		log.Warn("token store unavailable", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, tokens.ErrUpstreamUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		log.Warn("upstream unavailable", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, tokens.ErrMisconfigured):
 		log.Error("misconfigured", zap.Error(err))
-		server.WriteError(w, http.StatusInternalServerError, server.CodeInternal, err.Error())
+		server.WriteError(w, http.StatusInternalServerError, contract.CodeInternal, err.Error())
 	default:
 		if werr := cycleError(w, err); werr {
 			return
 		}
 		log.Error("request failed", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusInternalServerError, server.CodeInternal, "internal error", retryAfter)
+		server.WriteRetryableError(w, http.StatusInternalServerError, contract.CodeInternal, "internal error", retryAfter)
 	}
 }
 

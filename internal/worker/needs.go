@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/offpeak-charging/offpeak/internal/clock"
+	"github.com/offpeak-charging/offpeak/internal/contract"
 	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/logging"
 	"github.com/offpeak-charging/offpeak/internal/needs"
@@ -72,9 +73,6 @@ type NeedsResponse struct {
 	Needs  []NeedView `json:"needs"`
 }
 
-// codeTooManyNeeds: the car has the most pending needs allowed.
-const codeTooManyNeeds = "too_many_needs"
-
 func (h *handlers) needView(n needs.Need) NeedView {
 	v := NeedView{ID: n.ID, VIN: n.VIN, TargetPercent: n.TargetPercent, By: n.By, Note: n.Note, Created: n.Created,
 		State: string(h.Needs.StatusOf(n)), Cancelled: n.Cancelled}
@@ -91,7 +89,7 @@ func (h *handlers) needView(n needs.Need) NeedView {
 
 func (h *handlers) needsConfigured(w http.ResponseWriter) bool {
 	if h.Needs == nil {
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, "charge needs are not configured", retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, "charge needs are not configured", retryAfter)
 		return false
 	}
 	return true
@@ -160,20 +158,20 @@ func (h *handlers) deleteNeed(w http.ResponseWriter, r *http.Request) {
 func writeNeedError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, needs.ErrInvalid):
-		server.WriteError(w, http.StatusBadRequest, server.CodeBadRequest, err.Error())
+		server.WriteError(w, http.StatusBadRequest, contract.CodeBadRequest, err.Error())
 	case errors.Is(err, needs.ErrNotFound):
-		server.WriteError(w, http.StatusNotFound, server.CodeNotFound, err.Error())
+		server.WriteError(w, http.StatusNotFound, contract.CodeNotFound, err.Error())
 	case errors.Is(err, needs.ErrTooMany):
-		server.WriteError(w, http.StatusConflict, codeTooManyNeeds, err.Error())
+		server.WriteError(w, http.StatusConflict, contract.CodeTooManyNeeds, err.Error())
 	case errors.Is(err, state.ErrCorrupt):
 		logging.FromContext(r.Context()).Error("charge needs object corrupt", zap.Error(err))
-		server.WriteError(w, http.StatusInternalServerError, server.CodeInternal, err.Error())
+		server.WriteError(w, http.StatusInternalServerError, contract.CodeInternal, err.Error())
 	case errors.Is(err, needs.ErrStore):
 		logging.FromContext(r.Context()).Warn("charge needs store failed", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeStoreUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeStoreUnavailable, err.Error(), retryAfter)
 	case errors.Is(err, needs.ErrCars) && !errors.Is(err, tokens.ErrReauthRequired):
 		logging.FromContext(r.Context()).Warn("known cars unavailable", zap.Error(err))
-		server.WriteRetryableError(w, http.StatusServiceUnavailable, server.CodeUpstreamUnavailable, err.Error(), retryAfter)
+		server.WriteRetryableError(w, http.StatusServiceUnavailable, contract.CodeUpstreamUnavailable, err.Error(), retryAfter)
 	default:
 		writeDomainError(w, r, err)
 	}
@@ -225,7 +223,7 @@ func (a *AccountCars) VINs(ctx context.Context) ([]string, error) {
 	}
 	vins := make([]string, 0, len(cars))
 	for _, c := range cars {
-		if vinPattern.MatchString(c.VIN) {
+		if contract.ValidVIN(c.VIN) {
 			vins = append(vins, c.VIN)
 		}
 	}

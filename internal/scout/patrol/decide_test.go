@@ -1,11 +1,10 @@
-package scout
+package patrol
 
 import (
 	"math"
 	"testing"
 	"time"
 
-	"github.com/offpeak-charging/offpeak/internal/fleet"
 	"github.com/offpeak-charging/offpeak/internal/geo"
 )
 
@@ -14,10 +13,10 @@ func TestDecide(t *testing.T) {
 	now := time.Date(2026, 12, 1, 17, 30, 0, 0, time.UTC)
 	ttl := 6 * time.Hour
 	home := func(ready bool) Observation {
-		return Observation{State: "online", AtHome: true, Ready: ready, HasLocation: true}
+		return Observation{AtHome: true, Ready: ready, HasLocation: true}
 	}
 	away := func(ready bool) Observation {
-		return Observation{State: "online", AtHome: false, Ready: ready, HasLocation: true}
+		return Observation{AtHome: false, Ready: ready, HasLocation: true}
 	}
 	rec := func(atHome, ready bool) *Record { return &Record{HasData: true, AtHome: atHome, Ready: ready} }
 	withPending := func(r *Record, p Pending) *Record { r.Pending = &p; return r }
@@ -55,28 +54,54 @@ func TestDecide(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	h := Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
-	at := func(lat, lon float64) *fleet.Location { return &fleet.Location{Latitude: lat, Longitude: lon} }
+	h := geo.Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
+	at := func(lat, lon float64) *geo.Point { return &geo.Point{Lat: lat, Lon: lon} }
+	home := at(52.2319, 21.0060)
 	cases := []struct {
 		name          string
-		data          fleet.VehicleData
+		r             Reading
 		atHome, ready bool
 	}{
-		{"home plugged", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "IEC", ChargingState: "Stopped"}}, true, true},
-		{"home charging, cable field missing", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ChargingState: "Charging"}}, true, true},
-		{"home complete", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ChargingState: "Complete", ConnChargeCable: "<invalid>"}}, true, true},
-		{"home unplugged", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "<invalid>", ChargingState: "Disconnected"}}, true, false},
-		{"cable Unknown is not a cable", fleet.VehicleData{Location: at(52.2319, 21.0060), Charge: &fleet.ChargeState{ConnChargeCable: "Unknown"}}, true, false},
-		{"150 m away is not home", fleet.VehicleData{Location: at(52.233188, 21.005995), Charge: &fleet.ChargeState{ConnChargeCable: "IEC"}}, false, true},
-		{"no location is not home", fleet.VehicleData{Charge: &fleet.ChargeState{ConnChargeCable: "IEC"}}, false, true},
+		{"home plugged", Reading{Position: home, Charge: &ChargeReading{Plugged: true, ChargingState: "Stopped"}}, true, true},
+		{"home charging, no cable seen", Reading{Position: home, Charge: &ChargeReading{ChargingState: "Charging"}}, true, true},
+		{"home complete", Reading{Position: home, Charge: &ChargeReading{ChargingState: "Complete"}}, true, true},
+		{"state in any case", Reading{Position: home, Charge: &ChargeReading{ChargingState: "CHARGING"}}, true, true},
+		{"home unplugged", Reading{Position: home, Charge: &ChargeReading{ChargingState: "Disconnected"}}, true, false},
+		{"home, no charge_state", Reading{Position: home}, true, false},
+		{"150 m away is not home", Reading{Position: at(52.233188, 21.005995), Charge: &ChargeReading{Plugged: true}}, false, true},
+		{"no location is not home", Reading{Charge: &ChargeReading{Plugged: true}}, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			obs := Classify(tc.data, h)
-			if obs.AtHome != tc.atHome || obs.Ready != tc.ready {
-				t.Errorf("at_home=%v ready=%v, want %v %v", obs.AtHome, obs.Ready, tc.atHome, tc.ready)
+			t.Parallel()
+			obs := Classify(tc.r, h)
+			if obs.AtHome != tc.atHome || obs.Ready != tc.ready || obs.HasLocation != (tc.r.Position != nil) {
+				t.Errorf("at_home=%v ready=%v has_location=%v, want %v %v %v", obs.AtHome, obs.Ready, obs.HasLocation, tc.atHome, tc.ready, tc.r.Position != nil)
 			}
 		})
+	}
+}
+
+// TestObserveKeepsTheLastAnswerWithoutAPosition: unknown is not away, and
+// not home either for a car never seen.
+func TestObserveKeepsTheLastAnswerWithoutAPosition(t *testing.T) {
+	t.Parallel()
+	h := geo.Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
+	away := &geo.Point{Lat: 52.3, Lon: 21.1}
+	for _, tc := range []struct {
+		name string
+		r    Reading
+		prev *Record
+		want bool
+	}{
+		{"no position, was home", Reading{}, &Record{HasData: true, AtHome: true}, true},
+		{"no position, was away", Reading{}, &Record{HasData: true}, false},
+		{"no position, never seen", Reading{}, nil, false},
+		{"a position wins over the memory", Reading{Position: away}, &Record{HasData: true, AtHome: true}, false},
+	} {
+		if got := Observe(tc.r, tc.prev, h).AtHome; got != tc.want {
+			t.Errorf("%s: AtHome = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 
@@ -85,13 +110,13 @@ func TestClassify(t *testing.T) {
 // worker's cycle says too (charging.TestCycleHomeEdge).
 func TestClassifyHomeEdge(t *testing.T) {
 	t.Parallel()
-	h := Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
+	h := geo.Home{Lat: 52.231838, Lon: 21.005995, RadiusM: 100}
 	for _, c := range []struct {
 		metres float64
 		home   bool
 	}{{99.7, true}, {100, true}, {100.3, false}, {100.4, false}} {
 		lat := h.Lat + c.metres/geo.EarthRadiusM*180/math.Pi
-		obs := Classify(fleet.VehicleData{State: "online", Location: &fleet.Location{Latitude: lat, Longitude: h.Lon}}, h)
+		obs := Classify(Reading{Position: &geo.Point{Lat: lat, Lon: h.Lon}}, h)
 		if obs.AtHome != c.home {
 			t.Errorf("%.1f m north: AtHome = %v (distance shown %v m), want %v", c.metres, obs.AtHome, obs.DistanceM, c.home)
 		}
