@@ -7,6 +7,7 @@ GO            ?= go
 # to GOTOOLCHAIN=local, which would keep the older one.
 export GOTOOLCHAIN ?= go1.26.10
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOCYCLO       := github.com/fzipp/gocyclo/cmd/gocyclo@v0.6.0
 VERSION       ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -s -w -X main.version=$(VERSION)
 BIN           := bin
@@ -25,14 +26,16 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-## lint: formatting, vet, staticcheck (pinned), and no Google SDK in the
-## domain packages (internal/archtest; -count=1, as go test cannot see what
-## the go list it runs reads)
+## lint: formatting, vet, staticcheck (pinned), no function of the product
+## above cyclomatic complexity 20 (gocyclo, pinned; tests may be longer), and
+## no Google SDK in the domain packages (internal/archtest; -count=1, as go
+## test cannot see what the go list it runs reads)
 lint:
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(GOCYCLO) -over 20 $$(git ls-files '*.go' 2>/dev/null | grep -v '_test\.go$$' || find . -name '*.go' ! -name '*_test.go')
 	$(GO) test -count=1 -run '^TestDomainLinksNoGoogleSDK$$' ./internal/archtest
 
 ## bench: measure cost and speed; prints `bench <name> <value> <unit>` and updates README.md

@@ -28,6 +28,8 @@ var sdkFree = []string{
 	"internal/state",
 	"internal/needs",
 	"internal/geo",
+	"internal/scout/patrol",
+	"internal/contract",
 }
 
 // googleSDK are the import path prefixes of Google's client libraries and
