@@ -49,6 +49,9 @@ DOMAIN_SECRET=tesla-domain
 # needs/index.json (internal/needs). No object is shared; a test runs both
 # services' code against these prefixes.
 SCOUT_STATE_PREFIXES="vehicles/ scout/"
+# What the scout may read but never write: the worker's charge needs, to
+# ask for a cycle when a need's time comes (internal/scout/patrol/needs.go).
+SCOUT_STATE_READ_PREFIXES="needs/"
 WORKER_STATE_PREFIXES="plans/ leases/cycle- sessions/ command-paths/ needs/"
 
 WORKER_SA="${WORKER_SA_ID}@${PROJECT}.iam.gserviceaccount.com"

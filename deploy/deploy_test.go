@@ -626,6 +626,9 @@ func TestIAMIsLeastPrivilege(t *testing.T) {
 		// Only its own objects (TestStateBucketIsSplitByPrefix).
 		{"storage buckets gs://demo-project-offpeak-state", scoutSA, "roles/storage.objectUser",
 			stateCondition("offpeak-scout-state", "vehicles/", "scout/")},
+		// And reads the worker's charge needs, never writes them.
+		{"storage buckets gs://demo-project-offpeak-state", scoutSA, "roles/storage.objectViewer",
+			stateCondition("offpeak-scout-read", "needs/")},
 		{"run services offpeak-worker", scoutSA, "roles/run.invoker", ""},
 		{"secrets fleet-tokens", workerSA, accessor, ""},
 		{"secrets fleet-tokens", workerSA, "roles/secretmanager.secretVersionManager", ""},
@@ -885,8 +888,8 @@ func TestDeployAgainstFakeGcloud(t *testing.T) {
 	}
 	// The first binding failed once and was tried again.
 	first2 := bindings(t, first)
-	if len(first2) != 17 || first2[0] != first2[1] {
-		t.Errorf("bindings: %d (want 16 and one retry), first two %v", len(first2), first2[:2])
+	if len(first2) != 18 || first2[0] != first2[1] {
+		t.Errorf("bindings: %d (want 17 and one retry), first two %v", len(first2), first2[:2])
 	}
 	for _, name := range []string{"worker", "scout", "pubkey"} {
 		data, err := os.ReadFile(filepath.Join(rendered, name+".yaml"))

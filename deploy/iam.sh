@@ -127,6 +127,10 @@ iam_buckets() {
   bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
     --member "serviceAccount:${SCOUT_SA}" --role roles/storage.objectUser \
     --condition "$(state_condition offpeak-scout-state "${prefixes[@]}")"
+  read -ra prefixes <<<"$SCOUT_STATE_READ_PREFIXES"
+  bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
+    --member "serviceAccount:${SCOUT_SA}" --role roles/storage.objectViewer \
+    --condition "$(state_condition offpeak-scout-read "${prefixes[@]}")"
   read -ra prefixes <<<"$WORKER_STATE_PREFIXES"
   bind gcloud storage buckets add-iam-policy-binding "gs://${STATE_BUCKET}" --project "$PROJECT" \
     --member "serviceAccount:${WORKER_SA}" --role roles/storage.objectUser \

@@ -42,18 +42,19 @@ func stateCondition(title string, prefixes ...string) string {
 var startsWithTerm = regexp.MustCompile(`^resource\.name\.startsWith\("projects/_/buckets/` + regexp.QuoteMeta(stateBucket) + `/objects/([A-Za-z0-9._/-]+)"\)$`)
 
 // statePrefixes reads, from the dry run, the object prefixes each account
-// may use in the state bucket, checking on the way that every binding
-// there is conditional and that the condition is nothing but a list of
+// may use in the state bucket, by role (objectUser: read and write;
+// objectViewer: read only), checking on the way that every binding there
+// is conditional and that the condition is nothing but a list of
 // object-name prefixes in this bucket.
-func statePrefixes(t *testing.T, s script) map[string][]string {
+func statePrefixes(t *testing.T, s script) map[string]map[string][]string {
 	t.Helper()
-	out := map[string][]string{}
+	out := map[string]map[string][]string{}
 	for _, b := range bindings(t, s) {
 		if b.on != "storage buckets gs://"+stateBucket {
 			continue
 		}
-		if b.role != "roles/storage.objectUser" {
-			t.Errorf("%s holds %s on the state bucket; objectUser is what the state store needs", b.member, b.role)
+		if b.role != "roles/storage.objectUser" && b.role != "roles/storage.objectViewer" {
+			t.Errorf("%s holds %s on the state bucket; objectUser (or objectViewer, to read) is what the state store needs", b.member, b.role)
 		}
 		if b.cond == "" {
 			t.Errorf("%s holds %s on the whole state bucket, without a condition", b.member, b.role)
@@ -66,8 +67,8 @@ func statePrefixes(t *testing.T, s script) map[string][]string {
 			t.Errorf("%s: condition %q is not expression=…,title=…,description=… (gcloud splits it at commas)", b.member, b.cond)
 			continue
 		}
-		if _, dup := out[b.member]; dup {
-			t.Errorf("%s has two bindings on the state bucket", b.member)
+		if _, dup := out[b.member][b.role]; dup {
+			t.Errorf("%s has two %s bindings on the state bucket", b.member, b.role)
 		}
 		var prefixes []string
 		for _, term := range strings.Split(strings.TrimPrefix(fields[0], "expression="), " || ") {
@@ -78,7 +79,10 @@ func statePrefixes(t *testing.T, s script) map[string][]string {
 			}
 			prefixes = append(prefixes, m[1])
 		}
-		out[b.member] = prefixes
+		if out[b.member] == nil {
+			out[b.member] = map[string][]string{}
+		}
+		out[b.member][b.role] = prefixes
 	}
 	return out
 }
@@ -93,6 +97,7 @@ var errDenied = errors.New("403: the IAM condition does not grant this object")
 type prefixStore struct {
 	inner    state.Store
 	prefixes []string
+	reads    []string // read-only prefixes (objectViewer)
 
 	mu     sync.Mutex
 	keys   map[string]bool
@@ -108,7 +113,11 @@ func (p *prefixStore) allow(op, key string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.keys[key] = true
-	for _, pre := range p.prefixes {
+	granted := p.prefixes
+	if op == "get" {
+		granted = append(slices.Clone(p.prefixes), p.reads...)
+	}
+	for _, pre := range granted {
 		if strings.HasPrefix(key, pre) {
 			return nil
 		}
@@ -157,7 +166,7 @@ func (p *prefixStore) check(t *testing.T, who string) {
 	if p.lists > 0 {
 		t.Errorf("%s lists objects, which its conditional binding does not grant", who)
 	}
-	for _, pre := range p.prefixes {
+	for _, pre := range append(slices.Clone(p.prefixes), p.reads...) {
 		used := false
 		for k := range p.keys {
 			used = used || strings.HasPrefix(k, pre)
@@ -229,9 +238,15 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	s := dryRun(t, nil)
 	sa := func(id string) string { return "serviceAccount:" + id + "@" + project + ".iam.gserviceaccount.com" }
 	grants := statePrefixes(t, s)
-	scoutPrefixes, workerPrefixes := grants[sa("offpeak-scout")], grants[sa("offpeak-worker")]
-	if len(grants) != 2 || len(scoutPrefixes) == 0 || len(workerPrefixes) == 0 {
-		t.Fatalf("state bucket grants %v; want the scout and the worker, each on its own prefixes", grants)
+	const rw, ro = "roles/storage.objectUser", "roles/storage.objectViewer"
+	scoutPrefixes, workerPrefixes := grants[sa("offpeak-scout")][rw], grants[sa("offpeak-worker")][rw]
+	scoutReads := grants[sa("offpeak-scout")][ro]
+	if len(grants) != 2 || len(scoutPrefixes) == 0 || len(workerPrefixes) == 0 || len(grants[sa("offpeak-worker")]) != 1 {
+		t.Fatalf("state bucket grants %v; want the scout and the worker, each writing its own prefixes", grants)
+	}
+	// The scout reads the worker's charge needs, and nothing else of it.
+	if !slices.Equal(scoutReads, []string{"needs/"}) {
+		t.Errorf("the scout may read %q of the worker's objects; want needs/ only", scoutReads)
 	}
 	// No object name can fall under both.
 	for _, a := range scoutPrefixes {
@@ -263,6 +278,7 @@ func TestStateBucketIsSplitByPrefix(t *testing.T) {
 	// honours it), and a car's own rate limit.
 	home := geo.Home{Lat: 52.2297, Lon: 21.0122, RadiusM: 100}
 	ss := newPrefixStore(scoutPrefixes)
+	ss.reads = scoutReads
 	f := &stateFleet{home: home, cars: []fleet.Vehicle{
 		{VIN: "5YJ3E7EB0KF000001", State: fleet.StateOnline}, {VIN: "5YJ3E7EB0KF000002", State: fleet.StateAsleep}}}
 	w := &okWorker{}

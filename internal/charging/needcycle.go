@@ -18,7 +18,7 @@ import (
 // overlapping cycle never does it twice. This needs no home: a command
 // reaches the car anywhere.
 //
-// Then, at home, the nearest unmet need whose horizon has begun (NeedHorizon
+// Then, at home, the nearest unmet need whose horizon has begun (needs.Horizon
 // before its `by`) is planned with PlanNeed: cheap hours first, peak minutes
 // only for what they cannot hold. Before its windows go on the car the
 // cycle raises the charge limit to the need's target, remembering the
@@ -28,12 +28,6 @@ import (
 // The Python system's special charging kept none of this: its sessions
 // repeated daily, limits stayed raised when the clean-up job was never
 // created, and the scout deleted its schedules.
-
-// NeedHorizon is how long before a need's `by` its charging may begin: the
-// night before, when a car is usually at home and plugged in. Raising the
-// limit earlier would keep the battery high for days for nothing: the daily
-// plan covers the days before.
-const NeedHorizon = 24 * time.Hour
 
 // ErrNeeds: the charge needs could not be read or recorded.
 var ErrNeeds = errors.New("charge needs store failed")
@@ -73,7 +67,7 @@ func needActionDue(list []needs.Need, now time.Time) bool {
 			return true
 		case n.Outcome == nil && n.Cancelled == nil && !n.By.After(now):
 			return true
-		case n.Unmet(now) && n.Limit == nil && !now.Before(n.By.Add(-NeedHorizon)):
+		case n.Unmet(now) && n.Limit == nil && !now.Before(n.By.Add(-needs.Horizon)):
 			return true
 		}
 	}
@@ -142,7 +136,7 @@ func (c *Cycle) handOver(ctx context.Context, done, next needs.Need, now time.Ti
 }
 
 func (c *Cycle) inHorizon(n needs.Need, now time.Time) bool {
-	return !now.Before(n.By.Add(-NeedHorizon))
+	return !now.Before(n.By.Add(-needs.Horizon))
 }
 
 // planNeed plans the nearest unmet need whose horizon has begun and raises

@@ -28,6 +28,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/scout"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/server"
+	"github.com/offpeak-charging/offpeak/internal/state"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
 	"github.com/offpeak-charging/offpeak/internal/worker"
 )
@@ -218,7 +219,14 @@ func (st *Stack) startScout(ctx context.Context, opts Options, env map[string]st
 	if err != nil {
 		return err
 	}
-	st.Scout, err = scout.Build(ctx, scfg, scout.Options{Clock: opts.Clock, Logger: opts.Logger.Named("scout"), Secrets: st.Secrets, Version: "devstack"})
+	// One bucket in production; here the worker's state directory, which
+	// the scout reads the charge needs from (file stores are safe to share).
+	needsStore, err := state.NewFile(filepath.Join(opts.Dir, "worker-state"))
+	if err != nil {
+		return err
+	}
+	st.Scout, err = scout.Build(ctx, scfg, scout.Options{Clock: opts.Clock, Logger: opts.Logger.Named("scout"), Secrets: st.Secrets,
+		Needs: needsStore, Version: "devstack"})
 	if err != nil {
 		return err
 	}

@@ -318,7 +318,7 @@ func (r *rig) restartScout() {
 		_ = r.scout.Close()
 	}
 	app, err := scout.Build(r.ctx, r.scfg, scout.Options{Clock: r.clock, Logger: r.logger.Named("scout"), Secrets: r.store,
-		State: r.sstate, HTTPClient: &http.Client{Timeout: r.opts.upstreamTimeout}, Version: "faults"})
+		State: r.sstate, Needs: r.wstate, HTTPClient: &http.Client{Timeout: r.opts.upstreamTimeout}, Version: "faults"})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -394,6 +394,13 @@ func (b *Book) load(ctx context.Context, vin string) (record, error) {
 	return r, nil
 }
 
+// Read returns a car's needs from store without a Book: what the scout
+// reads (read-only) to know when a need asks for a cycle.
+func Read(ctx context.Context, store state.Store, vin string) ([]Need, error) {
+	r, err := (&Book{store: store}).load(ctx, vin)
+	return r.Needs, err
+}
+
 // updateRounds is how many times a change retries state.Update when it
 // gave up on conflicts: a burst of writers on one car (a test's fifty
 // goroutines, a script adding needs in a loop) outlasts Update's own

@@ -44,6 +44,13 @@ const (
 	// to be read; a need whose raised limit is not yet restored stays
 	// whatever its age, or the restore would be forgotten.
 	KeepFinished = 30 * 24 * time.Hour
+	// Horizon is how long before a need's `by` its charging may begin: the
+	// night before, when a car is usually at home and plugged in. The
+	// worker raises the limit and plans the need's windows from then on,
+	// and the scout asks for a cycle then if none came by itself. Earlier
+	// would keep the battery high for days for nothing: the daily plan
+	// covers the days before.
+	Horizon = 24 * time.Hour
 )
 
 // Errors of the package, for errors.Is. Every validation error wraps

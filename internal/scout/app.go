@@ -21,10 +21,13 @@ import (
 
 // Options override what Build would otherwise create.
 type Options struct {
-	Clock      clock.Clock
-	Logger     *zap.Logger
-	Secrets    SecretReader // default: SECRETS_BACKEND (read-only use)
-	State      state.Store  // default: STATE_BACKEND
+	Clock   clock.Clock
+	Logger  *zap.Logger
+	Secrets SecretReader // default: SECRETS_BACKEND (read-only use)
+	State   state.Store  // default: STATE_BACKEND
+	// Needs is where the worker keeps the charge needs (read only);
+	// default State (production: the same bucket).
+	Needs      state.Store
 	HTTPClient *http.Client // for the Fleet API
 	Version    string
 }
@@ -102,7 +105,11 @@ func Build(ctx context.Context, cfg Config, opts Options) (*App, error) {
 	app.Tokens = NewTokenCache(reader, cfg.FleetTokensSecret, wc, opts.Clock, cfg.TokenRefreshBefore, opts.Logger.Named("tokens"))
 	fc := fleet.New(cfg.TeslaFleetAPIURL, app.Tokens, fleet.WithHTTPClient(opts.HTTPClient), fleet.WithClock(opts.Clock),
 		fleet.WithUserAgent(fleet.UserAgent("scout", opts.Version)))
-	app.Scout = New(fc, app.Tokens, wc, st, opts.Clock, patrol.Settings{
+	needsStore := opts.Needs
+	if needsStore == nil {
+		needsStore = st
+	}
+	app.Scout = newPatrol(fc, app.Tokens, wc, stateStore{st: st, needs: needsStore}, opts.Clock, patrol.Settings{
 		Home:       geo.Home{Lat: cfg.Home.Lat, Lon: cfg.Home.Lon, RadiusM: cfg.Home.RadiusM},
 		VINs:       cfg.VehicleVINs,
 		PendingTTL: cfg.PendingTriggerTTL,

@@ -24,12 +24,17 @@ type TokenRejecter interface {
 	Rejected(ctx context.Context) error
 }
 
-// New wires a patrol over the Fleet API, the worker and the state store.
+// New wires a patrol over the Fleet API, the worker and the state store,
+// where it also reads the worker's charge needs (one bucket in production).
 func New(f Fleet, tokens TokenRejecter, worker patrol.CycleTrigger, st state.Store, clock Clock, cfg patrol.Settings, log *zap.Logger) *patrol.Patrol {
+	return newPatrol(f, tokens, worker, stateStore{st: st, needs: st}, clock, cfg, log)
+}
+
+func newPatrol(f Fleet, tokens TokenRejecter, worker patrol.CycleTrigger, st stateStore, clock Clock, cfg patrol.Settings, log *zap.Logger) *patrol.Patrol {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return patrol.New(fleetReader{fleet: f, tokens: tokens, log: log}, worker, stateStore{st: st}, clock, cfg, zapLogger(log))
+	return patrol.New(fleetReader{fleet: f, tokens: tokens, log: log}, worker, st, clock, cfg, zapLogger(log))
 }
 
 // zapLog writes the patrol's key-value log lines through zap.

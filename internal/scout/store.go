@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/state"
 )
@@ -12,7 +13,9 @@ import (
 // stateStore keeps the patrol's records in the state store, under the
 // prefixes deploy/config.sh grants the scout: one object per car,
 // vehicles/<VIN>.json, and the account's rate limit, scout/backoff.json.
-type stateStore struct{ st state.Store }
+// It reads the worker's charge needs, needs/<VIN>.json, from needs (the
+// same bucket in production, read-only).
+type stateStore struct{ st, needs state.Store }
 
 var _ patrol.Store = stateStore{}
 
@@ -48,6 +51,14 @@ func (s stateStore) UpdateCar(ctx context.Context, vin string, change func(*patr
 		return &next, nil
 	})
 	return err
+}
+
+// Needs reads the car's charge needs.
+func (s stateStore) Needs(ctx context.Context, vin string) ([]needs.Need, error) {
+	if s.needs == nil {
+		return nil, nil
+	}
+	return needs.Read(ctx, s.needs, vin)
 }
 
 // Backoff reads the account's rate limit.

@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"sort"
 	"time"
 
@@ -104,6 +105,9 @@ type Store interface {
 	// unreadable) means there is none.
 	Backoff(ctx context.Context) (Backoff, error)
 	SetBackoff(ctx context.Context, b Backoff) error
+	// Needs returns the car's charge needs (read-only: the worker keeps
+	// them); none when there are none.
+	Needs(ctx context.Context, vin string) ([]needs.Need, error)
 }
 
 // ErrCorrupt: a stored record is unreadable; the car is then treated as

@@ -1,9 +1,12 @@
 package patrol
 
 import (
+	"slices"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"sync"
 	"testing"
 	"time"
@@ -45,6 +48,13 @@ type memStore struct {
 	recs    map[string]Record
 	backoff *Backoff
 	corrupt bool
+	needs   map[string][]needs.Need
+}
+
+func (s *memStore) Needs(_ context.Context, vin string) ([]needs.Need, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.needs[vin]), nil
 }
 
 func (s *memStore) Car(_ context.Context, vin string) (Record, bool, error) {

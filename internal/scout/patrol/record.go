@@ -21,6 +21,9 @@ type Record struct {
 	Pending       *Pending  `json:"pending,omitempty"`
 	LastTrigger   *Trigger  `json:"last_trigger,omitempty"`
 	BackoffUntil  time.Time `json:"backoff_until,omitempty"` // Fleet API 429: no calls for this car until then
+	// NeedSteps are the charge-need steps already asked of the worker
+	// ("<need id>/window", "<need id>/due"), each once (NeedReason).
+	NeedSteps map[string]time.Time `json:"need_steps,omitempty"`
 }
 
 // Pending is a trigger the worker has not yet confirmed. It is written

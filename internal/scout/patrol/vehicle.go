@@ -28,12 +28,12 @@ func (p *Patrol) tickVehicle(ctx context.Context, car Car) VehicleReport {
 	}
 	rep.State = vstate
 	if vstate != StateOnline {
-		return p.sawAsleep(ctx, rep, vstate)
+		return p.asleep(ctx, rep, vstate)
 	}
 	reading, err := p.fleet.Read(ctx, car.VIN)
 	switch {
 	case errors.Is(err, ErrAsleep):
-		return p.sawAsleep(ctx, rep, StateAsleep)
+		return p.asleep(ctx, rep, StateAsleep)
 	case err != nil:
 		return p.fleetFailed(ctx, rep, err)
 	}
@@ -43,7 +43,20 @@ func (p *Patrol) tickVehicle(ctx context.Context, car Car) VehicleReport {
 	if err != nil {
 		return p.failed(rep, fmt.Errorf("write state: %w", err))
 	}
+	if dec.Kind == DecideNothing {
+		dec = p.claimNeed(ctx, car.VIN)
+	}
 	return p.act(ctx, rep, dec, obs)
+}
+
+// asleep records the sleep, and asks for a cycle if a charge need's step
+// is due (the worker may wake the car for it, once per step).
+func (p *Patrol) asleep(ctx context.Context, rep VehicleReport, vstate string) VehicleReport {
+	rep = p.sawAsleep(ctx, rep, vstate)
+	if dec := p.claimNeed(ctx, rep.VIN); dec.Kind == DecideTrigger {
+		return p.act(ctx, rep, dec, Observation{})
+	}
+	return rep
 }
 
 // recall reads what the last ticks remembered of the car: nil when it was
