@@ -39,6 +39,10 @@ type yearCounters struct {
 	BaselinePluginOffpeakPercent float64 `json:"baseline_plugin_energy_offpeak_percent"`
 	BaselinePluginEnergyCost     float64 `json:"baseline_plugin_energy_cost"`
 	SavingVsPluginPercent        float64 `json:"saving_vs_plugin_percent"`
+	Needs                        int     `json:"needs"`
+	NeedsMet                     int     `json:"needs_met"`
+	NeedPeakKWh                  float64 `json:"need_peak_kwh"`
+	LimitsLeftRaised             int     `json:"limits_left_raised"`
 }
 
 // benchYear runs the simulated year of internal/faults (a test, so the
@@ -80,6 +84,10 @@ func benchYear(ctx context.Context, b *bench) error {
 		fmt.Sprintf("the same script with no controller, the car charging as soon as it is plugged in, as it does by itself: %.1f kWh, %.1f %% of it off-peak", y.BaselinePluginEnergyKWh, y.BaselinePluginOffpeakPercent))
 	b.add("year_saving_vs_plugin_percent", y.SavingVsPluginPercent, "%",
 		fmt.Sprintf("saving per kWh against that baseline; the price gap, the most moving the charge can save, is %.1f %%", y.PriceGapPercent))
+	b.add("year_needs", float64(y.Needs), "needs", "charge needs of the year: every Monday the owner asks for 90 % by Saturday 09:00 (`POST /charge-needs`, `fleetctl need add`)")
+	b.add("year_needs_met", float64(y.NeedsMet), "needs", "of those, the car at the target at the need's time (its recorded outcome)")
+	b.add("year_need_peak_kwh", y.NeedPeakKWh, "kWh", "energy drawn at peak in the 24 h before the needs' times: what the cheap hours could not hold")
+	b.add("year_limits_left_raised", float64(y.LimitsLeftRaised), "needs", "needs after which the charge limit was not back at its daily setting 6 h after the need's time")
 	if testErr != nil {
 		return fmt.Errorf("the simulated year failed its assertions: %v\n%s", testErr, out)
 	}

@@ -119,7 +119,8 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	if !opts.quiet {
 		r.logger = logging.New(logging.Options{Format: logging.FormatJSON, Output: r.logs, Level: zap.InfoLevel})
 	}
-	r.sim = fleetsim.New(fleetsim.Options{Clock: r.clock, RevokeAccessOnRotate: opts.revokeOnRotate})
+	r.sim = fleetsim.New(fleetsim.Options{Clock: r.clock, RevokeAccessOnRotate: opts.revokeOnRotate,
+		WakeDelay: -1}) // the clock stands still inside a tick: a woken car is online at the next request
 	var err error
 	if r.simURL, err = r.sim.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

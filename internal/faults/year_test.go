@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"github.com/offpeak-charging/offpeak/internal/clock"
 	"github.com/offpeak-charging/offpeak/internal/devstack"
 	"github.com/offpeak-charging/offpeak/internal/fleetsim"
+	"github.com/offpeak-charging/offpeak/internal/needs"
 	"github.com/offpeak-charging/offpeak/internal/scout/patrol"
 	"github.com/offpeak-charging/offpeak/internal/secrets"
 	"github.com/offpeak-charging/offpeak/internal/tokens"
@@ -52,6 +54,14 @@ type YearReport struct {
 	FleetBilledData     int    `json:"fleet_billed_data"`     // billed vehicle_data over the year
 	SecretVersionsAdded int    `json:"secret_versions_added"` // fleet-tokens versions written
 	ActiveVersionsAtEnd int    `json:"active_versions_at_end"`
+
+	// Charge needs: every week the owner asks for 90 % by Saturday 09:00
+	// (weeklyNeed), as the Python system's special charging was used.
+	Needs             int     `json:"needs"`               // needs added
+	NeedsMet          int     `json:"needs_met"`           // of which the car was at the target at `by`
+	NeedPeakKWh       float64 `json:"need_peak_kwh"`       // energy drawn at peak in the 24 h before a need's `by`
+	LimitsLeftRaised  int     `json:"limits_left_raised"`  // needs whose raised limit was not back 6 h after `by`
+	NeedLimitCommands int     `json:"need_limit_commands"` // charge-limit commands the car confirmed (a raise and a restore per need)
 
 	// What the charging was worth: the car charges by the schedules the
 	// worker set (fleetsim charges like a Tesla), priced at the worker's
@@ -151,6 +161,9 @@ func TestSimulatedYear(t *testing.T) {
 	if rep.SavingVsPluginPercent < 0.9*rep.PriceGapPercent {
 		t.Errorf("saving against charging at plug-in %.1f %%, want close to the price gap %.1f %%", rep.SavingVsPluginPercent, rep.PriceGapPercent)
 	}
+	if rep.Needs < 50 || rep.NeedsMet != rep.Needs || rep.LimitsLeftRaised != 0 {
+		t.Errorf("charge needs: %d met of %d, %d limits left raised; want every one met and every limit put back", rep.NeedsMet, rep.Needs, rep.LimitsLeftRaised)
+	}
 	if rep.WakesMaxPerDay > 1 {
 		t.Errorf("a car woken %d times in one day (%d over the year): at most once a day", rep.WakesMaxPerDay, rep.Wakes)
 	}
@@ -205,6 +218,7 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 	var seenNotReady time.Time // last tick the scout saw the car away or unplugged
 	ticks := days * 96
 	wakesOn := map[string]int{} // local date → wake_up calls
+	owner := newWeeklyNeed(t, r, loc, tariff)
 
 	for i := 0; i < ticks; i++ {
 		// Every random number of the tick is drawn up front, so the fault
@@ -294,6 +308,7 @@ func runYear(t *testing.T, seed uint64, days int) (YearReport, []string) {
 		}
 
 		car, _ := r.sim.Car(vin)
+		owner.step(now, &rep, fail)
 		if lt := now.In(loc); lt.Hour() == readyBy.Hour && lt.Minute() == readyBy.Minute {
 			m := checkMorning(car, now, arrivals, plugs, tariff, cc)
 			rep.NightsChecked += m.checked
@@ -603,6 +618,69 @@ func weeklyRoutine(rng *rand.Rand, start time.Time, days int, loc *time.Location
 	}
 	sort.Slice(arrivals, func(i, j int) bool { return arrivals[i].at.Before(arrivals[j].at) })
 	return steps, arrivals
+}
+
+// weeklyNeed is the owner's weekly trip: on Monday at noon a need of 90 %
+// by Saturday 09:00 is added (as fleetctl need add does, on the worker's
+// store). 6 h after each `by` the need is judged: its recorded outcome, the
+// energy drawn at peak in its last 24 h, and the car's limit, which must
+// be back at its daily setting.
+type weeklyNeed struct {
+	t      *testing.T
+	book   *needs.Book
+	sim    *fleetsim.Sim
+	loc    *time.Location
+	tariff *charging.Tariff
+	due    []needs.Need // added, not yet judged
+	limit  int          // the daily limit
+}
+
+func newWeeklyNeed(t *testing.T, r *rig, loc *time.Location, tariff *charging.Tariff) *weeklyNeed {
+	book, err := needs.NewBook(r.wstate, needs.VINList{vin}, r.clock, needs.Config{Location: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	car, _ := r.sim.Car(vin)
+	return &weeklyNeed{t: t, book: book, sim: r.sim, loc: loc, tariff: tariff, limit: car.ChargeLimitSOC}
+}
+
+func (w *weeklyNeed) step(now time.Time, rep *YearReport, fail func(string, ...any)) {
+	ctx := context.Background()
+	lt := now.In(w.loc)
+	if lt.Weekday() == time.Monday && lt.Hour() == 12 && lt.Minute() == 0 {
+		by := time.Date(lt.Year(), lt.Month(), lt.Day()+5, 9, 0, 0, 0, w.loc)
+		n, _, err := w.book.Add(ctx, needs.Request{VIN: vin, TargetPercent: 90, By: by.Format("2006-01-02 15:04"), Note: "weekend trip"})
+		if err != nil {
+			w.t.Fatalf("add the weekly need: %v", err)
+		}
+		w.due = append(w.due, n)
+	}
+	if len(w.due) == 0 || now.Before(w.due[0].By.Add(6*time.Hour)) {
+		return
+	}
+	n := w.due[0]
+	w.due = w.due[1:]
+	rep.Needs++ // judged; a need whose time falls after the year's end is not
+	if car, _ := w.sim.Car(vin); car.ChargeLimitSOC != w.limit {
+		rep.LimitsLeftRaised++
+		fail("%s: the charge limit is %d %%, not back at %d %% after need %s", now.Format(time.RFC3339), car.ChargeLimitSOC, w.limit, n.ID)
+	}
+	got, err := w.book.Get(ctx, n.ID)
+	switch {
+	case err != nil:
+		fail("%s: need %s: %v", now.Format(time.RFC3339), n.ID, err)
+	case got.Outcome != nil && got.Outcome.Met:
+		rep.NeedsMet++
+	default:
+		fail("%s: need %s not met: limit %+v, outcome %+v", now.Format(time.RFC3339), n.ID, got.Limit, got.Outcome)
+	}
+	energy, _ := w.sim.Energy(vin)
+	for _, h := range energy.Hours {
+		if !h.Start.Before(n.By.Add(-needs.Horizon)) && h.Start.Before(n.By) {
+			// Priced at 1 per peak kWh and 0 off-peak: the peak kWh.
+			rep.NeedPeakKWh = round2(rep.NeedPeakKWh + devstack.PriceHours([]fleetsim.HourEnergy{h}, w.tariff, 1, 0).Cost)
+		}
+	}
 }
 
 // stayDays picks the year's holidays at home: three stretches of 7 to 10

@@ -73,7 +73,9 @@ type Options struct {
 	Region string
 	// SleepAfter is the idle time after which an online car falls asleep; default 15 min.
 	SleepAfter time.Duration
-	// WakeDelay is the time between wake_up and the car being online; default 20 s.
+	// WakeDelay is the time between wake_up and the car being online;
+	// default 20 s. Negative: online at the next request, for tests whose
+	// manual clock stands still while a service waits for the wake.
 	WakeDelay time.Duration
 	// RevokeAccessOnRotate makes every refresh invalidate the access tokens
 	// issued before it (Tesla's announced but unconfirmed policy).
@@ -193,8 +195,11 @@ func New(opts Options) *Sim {
 	if opts.SleepAfter <= 0 {
 		opts.SleepAfter = DefaultSleepAfter
 	}
-	if opts.WakeDelay <= 0 {
+	switch {
+	case opts.WakeDelay == 0:
 		opts.WakeDelay = DefaultWakeDelay
+	case opts.WakeDelay < 0:
+		opts.WakeDelay = 0
 	}
 	if opts.Location == nil {
 		loc, err := time.LoadLocation("Europe/Warsaw")
