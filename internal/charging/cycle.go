@@ -1,8 +1,6 @@
 package charging
 
 import (
-	"slices"
-
 	"context"
 	"errors"
 	"fmt"
@@ -307,21 +305,14 @@ func (c *Cycle) read(ctx context.Context, vin string, list []needs.Need, res *Re
 
 // mergeWindows sorts windows and joins those that overlap or touch.
 func mergeWindows(ws []Window) []Window {
-	if len(ws) < 2 {
-		return ws
+	ivs := make([]Interval, len(ws))
+	for i, w := range ws {
+		ivs[i] = Interval(w)
 	}
-	sorted := slices.Clone(ws)
-	slices.SortFunc(sorted, func(a, b Window) int { return a.Start.Compare(b.Start) })
-	out := []Window{sorted[0]}
-	for _, w := range sorted[1:] {
-		last := &out[len(out)-1]
-		if !w.Start.After(last.End) {
-			if w.End.After(last.End) {
-				last.End = w.End
-			}
-			continue
-		}
-		out = append(out, w)
+	merged := mergeIntervals(ivs)
+	out := make([]Window, len(merged))
+	for i, iv := range merged {
+		out[i] = Window(iv)
 	}
 	return out
 }
