@@ -216,7 +216,9 @@ func (h *harness) start(args ...string) *running {
 	errR, errW := io.Pipe()
 	r := &running{args: args, stdout: &syncBuffer{}, stderr: &syncBuffer{}, stdin: inW, authURL: make(chan string, 1), done: make(chan int, 1)}
 	prefix := h.url + "/oauth2/v3/authorize?"
+	copied := make(chan struct{}) // stderr is all in r.stderr
 	go func() {
+		defer close(copied)
 		sc := bufio.NewScanner(errR)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -235,6 +237,7 @@ func (h *harness) start(args ...string) *running {
 		code := h.runner.Run(ctx, args, h.env(), inR, r.stdout, errW)
 		_ = errW.Close()
 		_ = inR.Close()
+		<-copied // the exit code only once its last stderr line is readable
 		r.done <- code
 	}()
 	return r

@@ -424,7 +424,7 @@ func TestStalledFlightDoesNotWriteAfterLosingTheLease(t *testing.T) {
 		// A's renewals (every LeaseTTL/3 of real time) do not come while
 		// the test moves the clock: A is as starved as a throttled instance.
 		a := tokens.New(f.store, stall, f.clock, nil, tokens.Config{Holder: "instance-a", RetryBase: time.Millisecond,
-			PersistBudget: 100 * time.Millisecond, LeaseWait: 10 * time.Second})
+			PersistBudget: time.Second, LeaseWait: 10 * time.Second})
 		b := f.manager(func(c *tokens.Config) { c.Holder = "instance-b" })
 
 		done := make(chan error, 1)
@@ -453,7 +453,7 @@ func TestStalledFlightDoesNotWriteAfterLosingTheLease(t *testing.T) {
 		stall := newStall(&tokens.Exchanger{TokenURL: f.url + "/oauth2/v3/token"})
 		counted := &renewCounter{Store: f.store}
 		a := tokens.New(counted, stall, f.clock, nil, tokens.Config{Holder: "instance-a", RetryBase: time.Millisecond,
-			PersistBudget: 100 * time.Millisecond, LeaseRenewEvery: 2 * time.Millisecond})
+			PersistBudget: time.Second, LeaseRenewEvery: 2 * time.Millisecond})
 		b := f.manager(func(c *tokens.Config) { c.Holder = "instance-b"; c.LeaseWait = 30 * time.Second })
 
 		done := make(chan error, 1)

@@ -80,7 +80,7 @@ func (f *fixture) storePair(p fleetsim.TokenPair, exp time.Time) string {
 }
 
 func (f *fixture) manager(mod func(*tokens.Config)) *tokens.Manager {
-	cfg := tokens.Config{RetryBase: time.Millisecond, PersistBudget: 100 * time.Millisecond, LeaseWait: 10 * time.Second}
+	cfg := tokens.Config{RetryBase: time.Millisecond, PersistBudget: time.Second, LeaseWait: 10 * time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}
