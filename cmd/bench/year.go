@@ -71,7 +71,7 @@ func benchYear(ctx context.Context, b *bench) error {
 		fmt.Sprintf("of %d arrivals home, those without a charging cycle within two ticks of everything being reachable again", y.Arrivals))
 	b.add("year_scout_wakes", float64(y.ScoutWakes), "wakes", "cars woken by the scout over the year")
 	b.add("year_wakes", float64(y.Wakes), "wakes",
-		fmt.Sprintf("wake_up calls of any service over the year (the worker may spend one per cycle when a car fell asleep mid-cycle); at most %d in one day", y.WakesMaxPerDay))
+		fmt.Sprintf("wake_up calls of any service over the year: the worker wakes a sleeping car for a charge need's step (raise, restore), or when it fell asleep mid-cycle, once each; at most %d in one day", y.WakesMaxPerDay))
 	b.add("year_energy_kwh", y.EnergyKWh, "kWh",
 		fmt.Sprintf("energy the simulated car drew from its charger over that year, charging by itself by the schedules the worker set (%.0f km driven at 16 kWh/100 km; 75 kWh battery, 11 kW, 90 %% efficiency)", y.DrivenKm))
 	b.add("year_energy_offpeak_percent", y.EnergyOffpeakPercent, "%",
