@@ -5,11 +5,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/sethvargo/go-envconfig"
 	"go.uber.org/zap"
@@ -21,14 +17,7 @@ import (
 // version is set at build time (-ldflags -X main.version=…).
 var version = "dev"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := realMain(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "scout:", err)
-		os.Exit(1)
-	}
-}
+func main() { server.Exit("scout", realMain) }
 
 func realMain(ctx context.Context) error {
 	cfg, err := scout.LoadConfig(ctx, envconfig.OsLookuper())

@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -41,4 +45,17 @@ func Main(ctx context.Context, s Service) error {
 	}
 	defer func() { _ = closeFn() }()
 	return New(ln, h, logger, Options{}).Serve(ctx)
+}
+
+// Exit runs a command's body with a context that ends on SIGTERM (Cloud
+// Run's stop) or Ctrl-C, and exits 1 with "name: error" on stderr when it
+// fails: the part every main shares.
+func Exit(name string, run func(ctx context.Context) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
 }
