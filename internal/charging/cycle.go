@@ -240,7 +240,10 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	desired := ToSchedules(mergeWindows(append(plan.Windows[:len(plan.Windows):len(plan.Windows)], needWindows...)), c.cfg.Location, c.cfg.Home.Point())
+	if len(needWindows) > 0 {
+		res.Plan = mergeWindows(append(plan.Windows[:len(plan.Windows):len(plan.Windows)], needWindows...))
+	}
+	desired := ToSchedules(res.Plan, c.cfg.Location, c.cfg.Home.Point())
 	withStanding := append(desired[:len(desired):len(desired)], c.standing(snap, in.Now, plan.Deadline)...)
 	add, remove, err := Reconcile(snap.Schedules, withStanding, c.cfg.Home.Point(), snap.MaxSchedules)
 	if errors.Is(err, ErrTooManySchedules) && len(withStanding) > len(desired) {
