@@ -227,18 +227,25 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 		return res, nil
 	}
 	res.AtHome = true
+	err = c.planAtHome(ctx, vin, snap, list, now, &res)
+	return res, err
+}
 
+// planAtHome plans the car at home (the daily target and a need whose
+// horizon has begun), puts the plan and the standing schedules on the car,
+// and stores the plan's hash once every command succeeded.
+func (c *Cycle) planAtHome(ctx context.Context, vin string, snap Snapshot, list []needs.Need, now time.Time, res *Result) error {
 	in := c.planInput(snap)
 	plan, err := c.planner.Plan(ctx, in)
 	if err != nil {
-		return res, fmt.Errorf("plan: %w", err)
+		return fmt.Errorf("plan: %w", err)
 	}
 	res.Plan, res.Shortfall = plan.Windows, plan.Shortfall
 	res.PlannerUsed, res.FallbackReason = plan.Source, plan.FallbackReason
 
-	needWindows, err := c.planNeed(ctx, vin, snap, list, now, &res)
+	needWindows, err := c.planNeed(ctx, vin, snap, list, now, res)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if len(needWindows) > 0 {
 		res.Plan = mergeWindows(append(plan.Windows[:len(plan.Windows):len(plan.Windows)], needWindows...))
@@ -253,23 +260,23 @@ func (c *Cycle) Run(ctx context.Context, vin string) (Result, error) {
 	}
 	res.PlanHash = PlanHash(withStanding)
 	if err != nil {
-		return res, err
+		return err
 	}
 
 	if len(add)+len(remove) > 0 {
-		if err := c.send(ctx, vin, add, remove, &res); err != nil {
-			return res, err
+		if err := c.send(ctx, vin, add, remove, res); err != nil {
+			return err
 		}
 	}
 	// The stored hash only saves a write when it is already current; a
 	// failed read just means we write it again.
 	if stored, err := c.store.LoadPlanHash(ctx, vin); err == nil && stored == res.PlanHash {
-		return res, nil
+		return nil
 	}
 	if err := c.store.SavePlanHash(ctx, vin, res.PlanHash); err != nil {
-		return res, fmt.Errorf("%w: save plan hash: %w", ErrPlanStore, err)
+		return fmt.Errorf("%w: save plan hash: %w", ErrPlanStore, err)
 	}
-	return res, nil
+	return nil
 }
 
 // listNeeds reads the car's charge needs (none when the cycle has no book).

@@ -168,8 +168,8 @@ type Sim struct {
 	counters counterSet
 }
 
-// New builds a simulator with no cars and no valid tokens.
-func New(opts Options) *Sim {
+// withDefaults fills every zero option with its default.
+func (opts Options) withDefaults() Options {
 	if opts.ClientID == "" {
 		opts.ClientID = DefaultClientID
 	}
@@ -220,6 +220,12 @@ func New(opts Options) *Sim {
 	if opts.PartnerTokenTTL <= 0 {
 		opts.PartnerTokenTTL = DefaultPartnerTokenTTL
 	}
+	return opts
+}
+
+// New builds a simulator with no cars and no valid tokens.
+func New(opts Options) *Sim {
+	opts = opts.withDefaults()
 	log := opts.Logger
 	if log == nil {
 		log = zap.NewNop()
