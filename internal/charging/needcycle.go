@@ -61,13 +61,7 @@ type NeedResult struct {
 // once per need and step, so it costs at most one wake each.
 func needActionDue(list []needs.Need, now time.Time) bool {
 	for _, n := range list {
-		over := !n.By.After(now) || n.Cancelled != nil
-		switch {
-		case n.RestorePending() && over:
-			return true
-		case n.Outcome == nil && n.Cancelled == nil && !n.By.After(now):
-			return true
-		case n.Unmet(now) && n.Limit == nil && !now.Before(n.By.Add(-needs.Horizon)):
+		if n.RestoreDue(now) || n.OutcomeDue(now) || n.RaiseDue(now) {
 			return true
 		}
 	}
@@ -79,7 +73,7 @@ func needActionDue(list []needs.Need, now time.Time) bool {
 // the one the need set: an owner who changed it since has the last word.
 func (c *Cycle) settleNeeds(ctx context.Context, vin string, snap Snapshot, list []needs.Need, now time.Time, res *Result) error {
 	for _, n := range list {
-		if n.Outcome == nil && n.Cancelled == nil && !n.By.After(now) {
+		if n.OutcomeDue(now) {
 			if _, err := c.cfg.Needs.Modify(ctx, n.ID, func(m *needs.Need) error {
 				m.RecordOutcome(snap.BatteryLevel, now)
 				return nil
@@ -88,10 +82,10 @@ func (c *Cycle) settleNeeds(ctx context.Context, vin string, snap Snapshot, list
 			}
 			res.Need.Settled = append(res.Need.Settled, n.ID)
 		}
-		if !n.RestorePending() || (n.By.After(now) && n.Cancelled == nil) {
+		if !n.RestoreDue(now) {
 			continue
 		}
-		if next, ok := needs.Nearest(list, now); ok && next.ID != n.ID && c.inHorizon(next, now) && next.TargetPercent >= n.Limit.RaisedPercent {
+		if next, ok := needs.Nearest(list, now); ok && next.ID != n.ID && next.InHorizon(now) && next.TargetPercent >= n.Limit.RaisedPercent {
 			// The next need keeps the limit up: hand the remembered one on.
 			if err := c.handOver(ctx, n, next, now); err != nil {
 				return err
@@ -135,15 +129,11 @@ func (c *Cycle) handOver(ctx context.Context, done, next needs.Need, now time.Ti
 	return nil
 }
 
-func (c *Cycle) inHorizon(n needs.Need, now time.Time) bool {
-	return !now.Before(n.By.Add(-needs.Horizon))
-}
-
 // planNeed plans the nearest unmet need whose horizon has begun and raises
 // the limit for it; it returns the need's windows (nil when there is none).
 func (c *Cycle) planNeed(ctx context.Context, vin string, snap Snapshot, list []needs.Need, now time.Time, res *Result) ([]Window, error) {
 	n, ok := needs.Nearest(list, now)
-	if !ok || !c.inHorizon(n, now) {
+	if !ok || !n.InHorizon(now) {
 		return nil, nil
 	}
 	res.Need.ID, res.Need.TargetPercent, res.Need.By = n.ID, n.TargetPercent, n.By

@@ -172,6 +172,28 @@ func (n Need) Unmet(t time.Time) bool {
 	return n.Cancelled == nil && n.Outcome == nil && n.By.After(t)
 }
 
+// The steps a need asks of the cycle, by time; the worker's cycle and the
+// scout's triggers read the same rules here.
+
+// InHorizon reports whether n's charging may begin at now: Horizon or less
+// before its By.
+func (n Need) InHorizon(now time.Time) bool { return !now.Before(n.By.Add(-Horizon)) }
+
+// RaiseDue reports whether n, unmet, is in its horizon with no limit raised.
+func (n Need) RaiseDue(now time.Time) bool { return n.Unmet(now) && n.Limit == nil && n.InHorizon(now) }
+
+// OutcomeDue reports whether n's By has passed with no outcome recorded
+// (a cancelled need gets none).
+func (n Need) OutcomeDue(now time.Time) bool {
+	return n.Outcome == nil && n.Cancelled == nil && !n.By.After(now)
+}
+
+// RestoreDue reports whether the limit raised for n is to be put back: its
+// By has passed, or it was deleted.
+func (n Need) RestoreDue(now time.Time) bool {
+	return n.RestorePending() && (n.Cancelled != nil || !n.By.After(now))
+}
+
 // RestorePending reports whether the limit was raised for n and not yet
 // put back.
 func (n Need) RestorePending() bool {

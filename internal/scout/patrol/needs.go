@@ -31,9 +31,9 @@ func NeedReason(list []needs.Need, rec Record, now time.Time) (reason, key strin
 	for _, n := range list {
 		var k, r string
 		switch {
-		case needDue(n, now):
+		case n.OutcomeDue(now) || n.RestoreDue(now):
 			k, r = n.ID+"/due", ReasonNeedDue
-		case n.Unmet(now) && n.Limit == nil && !now.Before(n.By.Add(-needs.Horizon)) && rec.AtHome:
+		case n.RaiseDue(now) && rec.AtHome:
 			k, r = n.ID+"/window", ReasonNeedWindow
 		default:
 			continue
@@ -43,11 +43,6 @@ func NeedReason(list []needs.Need, rec Record, now time.Time) (reason, key strin
 		}
 	}
 	return "", ""
-}
-
-func needDue(n needs.Need, now time.Time) bool {
-	over := !n.By.After(now)
-	return (n.Outcome == nil && n.Cancelled == nil && over) || (n.RestorePending() && (n.Cancelled != nil || over))
 }
 
 // claimNeed claims a need trigger for the car, in the same conditional
